@@ -1,0 +1,243 @@
+/* Host-side helpers for the orchestrator (see fs_host.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs_protocol.h"
+#include "fs_host.h"
+#include "dirty_probe.h"
+
+extern char **environ;
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int fs_host_shm_create(unsigned long size, int *id) {
+    int r = shmget(IPC_PRIVATE, size, IPC_CREAT | IPC_EXCL | 0600);
+    if (r < 0) return -errno;
+    *id = r;
+    return 0;
+}
+
+int fs_host_shm_attach(int id, int readonly, void **addr) {
+    void *p = shmat(id, NULL, readonly ? SHM_RDONLY : 0);
+    if (p == (void *)-1) return -errno;
+    *addr = p;
+    return 0;
+}
+
+int fs_host_shm_detach(void *addr) { return shmdt(addr) ? -errno : 0; }
+
+int fs_host_shm_remove(int id) { return shmctl(id, IPC_RMID, NULL) ? -errno : 0; }
+
+int fs_host_write_u32(int fd, unsigned int value) {
+    ssize_t n;
+    do n = write(fd, &value, 4);
+    while (n < 0 && errno == EINTR);
+    if (n == 4) return 0;
+    return n < 0 ? -errno : -EPIPE;
+}
+
+/* timeout_ms < 0: wait for ever */
+int fs_host_read_u32(int fd, int timeout_ms, unsigned int *value) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    do r = poll(&p, 1, timeout_ms);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    if (r == 0) return -ETIMEDOUT;
+    ssize_t n;
+    do n = read(fd, value, 4);
+    while (n < 0 && errno == EINTR);
+    if (n == 4) return 0;
+    return n < 0 ? -errno : -EPIPE; /* EOF: the server is gone */
+}
+
+#define REPLY_GRACE_MS 10000
+
+int fs_host_fork_run(int ctl_fd, int st_fd, unsigned int was_killed, int timeout_ms,
+                     struct fs_run_result *res) {
+    unsigned int pid, status;
+    memset(res, 0, sizeof *res);
+    int r = fs_host_write_u32(ctl_fd, was_killed);
+    if (r) return r;
+    if ((r = fs_host_read_u32(st_fd, REPLY_GRACE_MS, &pid))) return r;
+    res->pid = (int)pid;
+    uint64_t t0 = now_ns();
+    r = fs_host_read_u32(st_fd, timeout_ms, &status);
+    if (r == -ETIMEDOUT) {
+        res->timed_out = 1;
+        if ((int)pid > 0) kill((pid_t)pid, SIGKILL);
+        r = fs_host_read_u32(st_fd, REPLY_GRACE_MS, &status);
+    }
+    res->exec_ns = now_ns() - t0;
+    if (r) return r;
+    res->status = (int)status;
+    return 0;
+}
+
+int fs_host_snapshot_run(int ctl_fd, int st_fd, struct fs_control *ctl, int runner_pid,
+                         int timeout_ms, struct fs_batch_result *res) {
+    memset(res, 0, sizeof *res);
+    uint64_t t0 = now_ns();
+    int r = fs_host_write_u32(ctl_fd, FS_CMD_RUN);
+    if (r) return r;
+    unsigned int last_completed = 0;
+    for (;;) {
+        unsigned int msg;
+        r = fs_host_read_u32(st_fd, timeout_ms, &msg);
+        if (r == -ETIMEDOUT) {
+            unsigned int completed = __atomic_load_n(&ctl->completed, __ATOMIC_ACQUIRE);
+            if (completed != last_completed && !res->timed_out) {
+                last_completed = completed; /* still making progress: a new input started */
+                continue;
+            }
+            if (!res->timed_out) {
+                res->timed_out = 1;
+                kill(runner_pid, SIGKILL);
+            }
+            timeout_ms = REPLY_GRACE_MS;
+            continue;
+        }
+        if (r) return r;
+        if (msg == FS_MSG_DONE && !res->timed_out) {
+            res->done = 1;
+            break;
+        }
+        if (msg == FS_MSG_RUNNER_DIED) {
+            unsigned int status;
+            if ((r = fs_host_read_u32(st_fd, REPLY_GRACE_MS, &status))) return r;
+            res->runner_died = 1;
+            res->status = (int)status;
+            break;
+        }
+        if (msg != FS_MSG_DONE) return -EPROTO;
+    }
+    res->wall_ns = now_ns() - t0;
+    return 0;
+}
+
+int fs_host_snapshot_loop(int ctl_fd, int st_fd, struct fs_control *ctl, int runner_pid,
+                          int timeout_ms, int batches, unsigned long long *wall_ns) {
+    struct fs_batch_result res;
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < batches; i++) {
+        int r = fs_host_snapshot_run(ctl_fd, st_fd, ctl, runner_pid, timeout_ms, &res);
+        if (r) return r;
+        if (!res.done) return -ECHILD;
+    }
+    *wall_ns = now_ns() - t0;
+    return 0;
+}
+
+int fs_host_fork_loop(int ctl_fd, int st_fd, unsigned char *map, unsigned int map_size,
+                      int timeout_ms, int runs, unsigned long long *wall_ns) {
+    struct fs_run_result res;
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < runs; i++) {
+        memset(map, 0, map_size);
+        int r = fs_host_fork_run(ctl_fd, st_fd, 0, timeout_ms, &res);
+        if (r) return r;
+    }
+    *wall_ns = now_ns() - t0;
+    return 0;
+}
+
+int fs_host_probe_backend(int backend, char *reason, unsigned long len) {
+    switch (backend) {
+    case FS_BACKEND_PAGEMAP_SCAN: return fs_probe_pagemap_scan(reason, len);
+    case FS_BACKEND_SOFT_DIRTY: return fs_probe_soft_dirty(reason, len);
+    case FS_BACKEND_MPROTECT:
+    case FS_BACKEND_FULL_COPY: return fs_probe_always(reason, len);
+    }
+    return -EINVAL;
+}
+
+static const unsigned char bucket_of[256] = {
+    [0] = 0, [1] = 1, [2] = 2, [3] = 4,
+    [4 ... 7] = 8, [8 ... 15] = 16, [16 ... 31] = 32, [32 ... 127] = 64, [128 ... 255] = 128,
+};
+
+unsigned int fs_host_classify(const unsigned char *map, unsigned int size, unsigned char *out) {
+    unsigned int hits = 0;
+    for (unsigned int i = 0; i < size; i++) {
+        out[i] = bucket_of[map[i]];
+        hits += map[i] != 0;
+    }
+    return hits;
+}
+
+int fs_host_has_new_bits(const unsigned char *map, unsigned char *virgin, unsigned int size, int update) {
+    int ret = 0;
+    for (unsigned int i = 0; i < size; i++) {
+        if (!map[i]) continue;
+        unsigned char b = bucket_of[map[i]];
+        if (!(b & virgin[i])) continue;
+        ret = virgin[i] == 0xff ? 2 : (ret > 1 ? ret : 1);
+        if (update) virgin[i] &= (unsigned char)~b;
+        if (ret == 2 && !update) break;
+    }
+    return ret;
+}
+
+/* ---- process-creation primitives, for `forkserver bench spawn` ---- */
+
+static char vfork_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int clone_child(void *arg) {
+    (void)arg;
+    _exit(0);
+}
+
+static int one_spawn(int primitive, const char *exec_path) {
+    pid_t pid;
+    int status;
+    char *const argv[] = {(char *)exec_path, NULL};
+    switch (primitive) {
+    case 0: /* fork + exit + wait */
+        pid = fork();
+        if (pid == 0) _exit(0);
+        break;
+    case 1: /* vfork + exec */
+        pid = vfork();
+        if (pid == 0) {
+            execve(exec_path, argv, environ);
+            _exit(127);
+        }
+        break;
+    case 2: /* posix_spawn */
+        if (posix_spawn(&pid, exec_path, NULL, NULL, argv, environ)) return -errno;
+        break;
+    case 3: /* clone(CLONE_VM | CLONE_VFORK) */
+        pid = clone(clone_child, vfork_stack + sizeof vfork_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (pid < 0) return -errno;
+    if (waitpid(pid, &status, 0) < 0) return -errno;
+    return 0;
+}
+
+int fs_host_spawn_bench(int primitive, int iterations, const char *exec_path, double *ns_per_op) {
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < iterations; i++) {
+        int r = one_spawn(primitive, exec_path);
+        if (r) return r;
+    }
+    *ns_per_op = (double)(now_ns() - t0) / iterations;
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* Reads the runtime's configuration from the environment, once, at start-up. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs_runtime.h"
+
+static const char *const backend_names[FS_BACKEND_COUNT] = {
+    [FS_BACKEND_AUTO] = "auto",
+    [FS_BACKEND_PAGEMAP_SCAN] = "pagemap-scan",
+    [FS_BACKEND_SOFT_DIRTY] = "soft-dirty",
+    [FS_BACKEND_MPROTECT] = "mprotect",
+    [FS_BACKEND_FULL_COPY] = "full-copy",
+};
+
+int fs_backend_from_name(const char *name) {
+    for (int i = 0; i < FS_BACKEND_COUNT; i++)
+        if (strcmp(name, backend_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *fs_backend_name(int backend) {
+    return backend >= 0 && backend < FS_BACKEND_COUNT ? backend_names[backend] : "?";
+}
+
+static int env_int(const char *name, int fallback) {
+    const char *v = getenv(name);
+    if (!v || !*v) return fallback;
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *end ? fallback : (int)n;
+}
+
+static int env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+void fs_config_load(struct fs_config *cfg) {
+    cfg->shm_id = env_int(FS_ENV_SHM_ID, -1);
+    cfg->shm_fuzz_id = env_int(FS_ENV_SHM_FUZZ_ID, -1);
+    cfg->ctl_shm_id = env_int(FS_ENV_CTL_SHM_ID, -1);
+    cfg->persistent = env_flag(FS_ENV_PERSISTENT);
+    cfg->deferred = env_flag(FS_ENV_DEFER);
+    cfg->verify = env_flag(FS_ENV_VERIFY);
+    cfg->break_restore = env_flag(FS_ENV_BREAK_RESTORE);
+    const char *mode = getenv(FS_ENV_MODE);
+    cfg->mode = mode && strcmp(mode, "snapshot") == 0 ? FS_MODE_SNAPSHOT : FS_MODE_FORK;
+    const char *backend = getenv(FS_ENV_BACKEND);
+    cfg->backend = backend ? fs_backend_from_name(backend) : FS_BACKEND_AUTO;
+    const char *file = getenv(FS_ENV_INPUT_FILE);
+    cfg->input_file = file && *file ? file : NULL;
+    cfg->input_stdin = env_flag(FS_ENV_INPUT_STDIN);
+}

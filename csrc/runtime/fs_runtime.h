@@ -1,0 +1,191 @@
+/* Internal interfaces of the target runtime, shared by its modules. */
+#ifndef FS_RUNTIME_H
+#define FS_RUNTIME_H
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <fenv.h>
+#include <sys/time.h>
+
+#include "fs_protocol.h"
+
+#define FS_PAGE_SIZE 4096UL
+#define FS_MAX_REGIONS 256
+#define FS_MAX_FDS 256
+#define FS_MAX_NEW_MAPPINGS 512
+#define FS_DIRTY_VEC 4096
+#define FS_ALT_STACK_SIZE (256 * 1024)
+
+/* Configuration, read once from the environment at start-up. */
+struct fs_config {
+    int shm_id;              /* __AFL_SHM_ID, -1 if absent */
+    int shm_fuzz_id;         /* __AFL_SHM_FUZZ_ID, -1 if absent */
+    int ctl_shm_id;          /* FORKSERVER_CTL_SHM_ID, -1 if absent */
+    int persistent;          /* __AFL_PERSISTENT */
+    int deferred;            /* __AFL_DEFER_FORKSRV */
+    int mode;                /* FS_MODE_* */
+    int backend;             /* FS_BACKEND_* requested */
+    int verify;
+    int break_restore;
+    const char *input_file;  /* materialise inputs into this file */
+    int input_stdin;         /* materialise inputs into stdin (a regular file) */
+};
+
+/* The kernel's layout of struct sigaction (glibc's differs). */
+struct fs_kernel_sigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+};
+
+/* A private writable mapping that a restore brings back. */
+struct fs_region {
+    uintptr_t start, end;
+    int prot;
+    int is_stack;
+    unsigned char *copy;     /* contents at snapshot time */
+    unsigned char *written;  /* mprotect backend: one byte per page, 1 once written */
+    char name[64];
+};
+
+struct fs_saved_fd {
+    int fd;
+    int saved_dup;           /* a duplicate that keeps the open file description */
+    int fd_flags;            /* FD_CLOEXEC */
+    long long offset;        /* -1 when not seekable */
+};
+
+struct fs_mapping_change { uintptr_t start, end; int prot; };
+
+/* One line of /proc/self/maps. */
+struct fs_map_entry { uintptr_t start, end; int prot; int priv; char name[64]; };
+#define FS_MAX_MAP_ENTRIES 1024
+
+/* Snapshot state. Lives in its own mapping, which no restore touches. */
+struct fs_snapshot {
+    int active;
+    int backend;
+    struct fs_region regions[FS_MAX_REGIONS];
+    int region_count;
+    struct fs_map_entry layout[FS_MAX_MAP_ENTRIES]; /* every mapping at snapshot time */
+    int layout_count;
+    struct fs_mapping_change excluded[8];  /* the runtime's own mappings */
+    int excluded_count;
+    uintptr_t brk_start;     /* program break at snapshot */
+    struct fs_saved_fd fds[FS_MAX_FDS];   /* sorted by fd */
+    int fd_count;
+    struct fs_kernel_sigaction user_segv; /* mprotect backend: the harness's SIGSEGV handler */
+    int user_segv_set;
+    struct fs_kernel_sigaction handlers[65];
+    struct itimerval timers[3];
+    sigjmp_buf resume;
+    fenv_t fenv;
+    /* mapping changes seen since the snapshot (filled by the syscall watch) */
+    struct fs_mapping_change new_mappings[FS_MAX_NEW_MAPPINGS];
+    int new_mapping_count;
+    struct fs_mapping_change reprotected[FS_MAX_NEW_MAPPINGS];
+    int reprotected_count;
+    uint64_t changed_signals;    /* bit n: handler of signal n changed */
+    int timers_changed;
+    int retire_reason;           /* FS_ERR_* that makes the runner retire after this input */
+    char retire_detail[128];
+    int threads_started;
+    uint64_t dirty_pages;        /* pages restored by the last restore */
+    /* backend scratch */
+    int uffd, pagemap_fd;
+    void *scan_vec;              /* struct page_region[FS_DIRTY_VEC] */
+    uintptr_t *dirty_list;       /* mprotect backend: pages written this iteration */
+    size_t dirty_count, dirty_cap;
+    uintptr_t brk_now;           /* program break as the watch last saw it */
+    const struct fs_tracker *tracker;
+    int track_kernel_writes;     /* mprotect backend: announce kernel writes */
+};
+
+/* Everything the runtime mutates after init. */
+struct fs_state {
+    struct fs_config cfg;
+    int server_started;
+    int is_runner;              /* this process runs inputs in snapshot mode */
+    int direct;                 /* runner talks to our orchestrator over the control block */
+    int in_iteration;
+    int shm_fuzz_accepted;
+    unsigned long long iteration;
+    uint64_t iteration_start_ns;
+    struct fs_control *ctl;
+    const unsigned char *fuzz_shm; /* AFL test-case buffer */
+    const unsigned char *input;    /* current input (snapshot batch or shm) */
+    size_t input_len;
+    int input_fd;               /* writable fd for materialising @@ inputs */
+    unsigned batch_index;
+    char *alt_stack;            /* restore runs here, off the stack it restores */
+    char *signal_stack;
+    int pending_status;
+    struct fs_snapshot snap;
+    char maps_buf[1 << 16];
+    struct fs_map_entry maps_scratch[FS_MAX_MAP_ENTRIES];
+};
+
+extern struct fs_state *fs_st;
+extern unsigned char *fs_map;
+extern uint32_t fs_map_size;
+extern int fs_libfuzzer_driver;      /* set by the libFuzzer driver */
+extern volatile unsigned char fs_break_target;
+
+/* config.c */
+void fs_config_load(struct fs_config *cfg);
+int fs_backend_from_name(const char *name);
+const char *fs_backend_name(int backend);
+
+/* coverage.c */
+void fs_coverage_init(void);
+uint32_t fs_coverage_map_size(void);
+void fs_coverage_reset_for_run(void);
+uint32_t fs_coverage_hash(void);
+int fs_coverage_has_new_bits(const unsigned char *virgin);
+
+/* runtime.c */
+void fs_runtime_init(void);
+uint64_t fs_now_ns(void);
+int fs_move_fd_high(int fd);
+
+/* server.c */
+void fs_server_start(void);
+void fs_iteration_end(int wait_status) __attribute__((noreturn));
+int fs_input_from_runtime(const unsigned char **data, size_t *len);
+
+/* snapshot.c */
+int fs_snapshot_take(int backend, char *err, size_t errlen);
+int fs_snapshot_restore(char *err, size_t errlen);
+int fs_snapshot_verify(char *err, size_t errlen);
+struct fs_region *fs_snapshot_find_region(uintptr_t addr);
+int fs_snapshot_overlaps_layout(uintptr_t start, uintptr_t end);
+void fs_snapshot_retire(int reason, const char *fmt, ...);
+
+/* maps.c */
+int fs_maps_read(struct fs_map_entry *out, int max);
+
+/* syscall_watch.c */
+int fs_syscall_watch_install(int track_kernel_writes, char *err, size_t errlen);
+long fs_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+
+/* track_*.c: dirty-page tracking backends */
+struct fs_tracker {
+    const char *name;
+    int (*probe)(char *reason, size_t len);
+    int (*start)(struct fs_snapshot *s, char *err, size_t errlen);
+    /* Calls restore_range for every range written since the last call, then re-arms. */
+    int (*collect)(struct fs_snapshot *s, void (*restore_range)(uintptr_t, uintptr_t));
+    /* mprotect backend only: the kernel is about to write [addr, addr+len). */
+    void (*note_kernel_write)(struct fs_snapshot *s, uintptr_t addr, size_t len);
+    /* mprotect backend only: the harness changes protection of [start, end). */
+    void (*note_reprotect)(struct fs_snapshot *s, uintptr_t start, uintptr_t end);
+};
+const struct fs_tracker *fs_tracker_get(int backend);
+int fs_tracker_auto(char *reason, size_t len);
+
+void fs_call_on_stack(void *stack_top, void (*fn)(void)) __attribute__((noreturn));
+
+#endif

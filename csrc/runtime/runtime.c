@@ -1,0 +1,83 @@
+/* Start-up of the target runtime: state, configuration, map, and the entry points a
+ * harness sees (forkserver_init, main's entry, exit interception). */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "forkserver.h"
+#include "fs_log.h"
+#include "fs_runtime.h"
+
+struct fs_state *fs_st;
+int fs_debug_enabled;
+int fs_libfuzzer_driver __attribute__((weak));
+/* A byte in the program's .bss that FORKSERVER_BREAK_RESTORE corrupts after each restore. */
+volatile unsigned char fs_break_target;
+
+/* Found by `forkserver inspect` and by the orchestrator to recognise our builds. */
+__attribute__((used)) static const char runtime_marker[] = FS_SIG_RUNTIME;
+/* afl-fuzz refuses binaries without this string. */
+__attribute__((used)) static const char afl_shm_marker[] = FS_SIG_SHM;
+
+uint64_t fs_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The runtime's own fds live high, so that the harness sees the fd numbers it would
+ * see without us. */
+int fs_move_fd_high(int fd) {
+    if (fd < 0) return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    if (high < 0) return fd;
+    close(fd);
+    return high;
+}
+
+static void on_exit_handler(int status, void *arg) {
+    (void)arg;
+    if (fs_st && fs_st->in_iteration) fs_iteration_end((status & 0xff) << 8);
+}
+
+/* Mutable runtime state lives in its own mapping so that no restore rolls it back. */
+void fs_runtime_init(void) {
+    if (fs_st) return;
+    size_t size = (sizeof(struct fs_state) + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
+    void *p = mmap(NULL, size + 2 * FS_ALT_STACK_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) _exit(FS_ERR_EXIT_BASE + FS_ERROR_MMAP);
+    fs_st = p;
+    fs_st->alt_stack = (char *)p + size;
+    fs_st->signal_stack = (char *)p + size + FS_ALT_STACK_SIZE;
+    fs_st->input_fd = -1;
+    fs_st->snap.uffd = fs_st->snap.pagemap_fd = -1;
+    fs_config_load(&fs_st->cfg);
+    fs_debug_enabled = getenv(FS_ENV_DEBUG) != NULL;
+    fs_coverage_init();
+    /* Registered first, so it runs last: the harness's own exit handlers run before
+     * an iteration ends, as they would at a real exit. */
+    on_exit(on_exit_handler, NULL);
+}
+
+__attribute__((constructor(101))) static void runtime_constructor(void) { fs_runtime_init(); }
+
+void forkserver_init(void) {
+    fs_runtime_init();
+    fs_server_start();
+}
+
+unsigned long long forkserver_iteration(void) { return fs_st ? fs_st->iteration : 0; }
+
+/* _exit() in the harness ends an iteration in snapshot mode, as exit() does. */
+void _exit(int status) {
+    if (fs_st && fs_st->in_iteration) fs_iteration_end((status & 0xff) << 8);
+    for (;;) syscall(SYS_exit_group, status);
+}
+
+void _Exit(int status) { _exit(status); }

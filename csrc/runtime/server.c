@@ -1,0 +1,309 @@
+/* The fork server (AFL++ protocol on fds 198/199) and the snapshot runner's loop:
+ * begin an iteration, end it on exit()/_exit()/return, roll back, go again. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/shm.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "fs_log.h"
+#include "fs_runtime.h"
+
+int fs_coverage_map_fits(void);
+
+static int write_u32(int fd, uint32_t v) {
+    return write(fd, &v, 4) == 4 ? 0 : -1;
+}
+
+static int read_u32(int fd, uint32_t *v) {
+    ssize_t n;
+    do n = read(fd, v, 4);
+    while (n < 0 && errno == EINTR);
+    return n == 4 ? 0 : -1;
+}
+
+static void die_exit(int code) { for (;;) fs_raw_syscall(231 /* exit_group */, code, 0, 0, 0, 0, 0); }
+
+/* ---- input delivery ---- */
+
+static void materialise_input(const unsigned char *data, size_t len) {
+    struct fs_config *cfg = &fs_st->cfg;
+    if (cfg->input_file && fs_st->input_fd >= 0) {
+        if (pwrite(fs_st->input_fd, data, len, 0) != (ssize_t)len ||
+            ftruncate(fs_st->input_fd, (off_t)len) != 0)
+            FS_PWARN("cannot write the input to %s", cfg->input_file);
+    }
+    if (cfg->input_stdin) {
+        if (pwrite(0, data, len, 0) != (ssize_t)len || ftruncate(0, (off_t)len) != 0)
+            FS_PWARN("cannot write the input to stdin (it must be a regular file)");
+        lseek(0, 0, SEEK_SET);
+    }
+}
+
+static void take_input_from_fuzz_shm(void) {
+    if (!fs_st->shm_fuzz_accepted) return;
+    uint32_t len = *(const uint32_t *)fs_st->fuzz_shm;
+    if (len > FS_SHM_FUZZ_MAX) len = FS_SHM_FUZZ_MAX;
+    fs_st->input = fs_st->fuzz_shm + FS_SHM_FUZZ_HEADER;
+    fs_st->input_len = len;
+    materialise_input(fs_st->input, len);
+}
+
+int fs_input_from_runtime(const unsigned char **data, size_t *len) {
+    if (!fs_st || !fs_st->input) return 0;
+    *data = fs_st->input;
+    *len = fs_st->input_len;
+    return 1;
+}
+
+/* ---- iterations in snapshot mode ---- */
+
+static void runner_report_error_and_exit(int code, const char *detail) {
+    struct fs_control *ctl = fs_st->ctl;
+    if (ctl) {
+        ctl->error_code = (unsigned)code;
+        snprintf(ctl->error_detail, sizeof ctl->error_detail, "%s", detail);
+    } else {
+        FS_WARN("snapshot runner stopped: %s", detail);
+    }
+    die_exit(FS_ERR_EXIT_BASE + code);
+}
+
+static void iteration_begin(void) {
+    if (fs_st->direct) {
+        struct fs_control *ctl = fs_st->ctl;
+        if (fs_st->batch_index >= ctl->batch_count) {
+            uint32_t cmd;
+            if (write_u32(FS_FORKSRV_ST_FD, fs_st->iteration ? FS_MSG_DONE : FS_MSG_READY) ||
+                read_u32(FS_FORKSRV_CTL_FD, &cmd) || cmd != FS_CMD_RUN)
+                die_exit(0); /* the orchestrator is gone */
+            fs_st->batch_index = 0;
+            ctl->completed = 0;
+            if (ctl->batch_count > FS_MAX_BATCH) runner_report_error_and_exit(FS_ERR_INPUT_TOO_LARGE, "batch too large");
+        }
+        const unsigned char *rec = ctl->input_area + ctl->input_offsets[fs_st->batch_index];
+        uint32_t len;
+        memcpy(&len, rec, 4);
+        fs_st->input = rec + 4;
+        fs_st->input_len = len;
+        materialise_input(fs_st->input, len);
+    } else {
+        /* AFL++ persistent protocol: stop to report the last iteration, wait for SIGCONT. */
+        if (fs_st->iteration) raise(SIGSTOP);
+        take_input_from_fuzz_shm();
+    }
+    fs_coverage_reset_for_run();
+    fs_st->in_iteration = 1;
+    fs_st->iteration_start_ns = fs_now_ns();
+}
+
+static void retire_runner(int status) {
+    if (fs_st->direct) {
+        fs_st->ctl->retired = (unsigned)(fs_st->snap.retire_reason ? fs_st->snap.retire_reason : FS_ERR_RESTORE_FAILED);
+        snprintf(fs_st->ctl->error_detail, sizeof fs_st->ctl->error_detail, "%s", fs_st->snap.retire_detail);
+        die_exit(0);
+    }
+    if (fs_st->snap.retire_reason == FS_ERR_THREAD_STARTED)
+        FS_WARN("a thread was started after the snapshot: %s", fs_st->snap.retire_detail);
+    die_exit(WIFEXITED(status) ? WEXITSTATUS(status) : FS_ERR_EXIT_BASE + fs_st->snap.retire_reason);
+}
+
+/* Runs on the runtime's own stack, so that it can roll back the program's stack. */
+static void iteration_finish(void) {
+    struct fs_control *ctl = fs_st->ctl;
+    struct fs_result *res = fs_st->direct ? &ctl->results[fs_st->batch_index] : NULL;
+    uint64_t exec_ns = fs_now_ns() - fs_st->iteration_start_ns;
+    int status = fs_st->pending_status;
+    if (res) {
+        memset(res, 0, sizeof *res);
+        res->status = (unsigned)status;
+        res->exec_ns = exec_ns > 0xffffffffu ? 0xffffffffu : (unsigned)exec_ns;
+        if (ctl->check_coverage & FS_CHECK_HASH) {
+            res->map_hash = fs_coverage_hash();
+            res->flags |= FS_RESULT_HASHED;
+        }
+    }
+    fs_st->iteration++;
+    fs_st->batch_index++;
+    if (fs_st->snap.threads_started) {
+        if (res) res->flags |= FS_RESULT_THREAD_STARTED;
+        if (res) ctl->completed = fs_st->batch_index;
+        retire_runner(status);
+    }
+    if (fs_st->snap.retire_reason) {
+        if (res) ctl->completed = fs_st->batch_index;
+        retire_runner(status);
+    }
+    uint64_t t0 = fs_now_ns();
+    char err[256] = "";
+    if (fs_snapshot_restore(err, sizeof err) != 0) {
+        if (!res) runner_report_error_and_exit(FS_ERR_RESTORE_FAILED, err);
+        res->flags |= FS_RESULT_RESTORE_FAILED;
+        fs_st->snap.retire_reason = FS_ERR_RESTORE_FAILED;
+        snprintf(fs_st->snap.retire_detail, sizeof fs_st->snap.retire_detail, "%s", err);
+        ctl->completed = fs_st->batch_index;
+        retire_runner(status);
+    }
+    uint64_t restore_ns = fs_now_ns() - t0;
+    if (fs_st->cfg.break_restore) fs_break_target++;
+    if (fs_st->cfg.verify && fs_snapshot_verify(err, sizeof err) != 0) {
+        if (!res) runner_report_error_and_exit(FS_ERR_VERIFY_MISMATCH, err);
+        res->flags |= FS_RESULT_VERIFY_FAILED;
+        fs_st->snap.retire_reason = FS_ERR_VERIFY_MISMATCH;
+        snprintf(fs_st->snap.retire_detail, sizeof fs_st->snap.retire_detail, "%s", err);
+        ctl->completed = fs_st->batch_index;
+        retire_runner(status);
+    }
+    if (res) {
+        res->restore_ns = restore_ns > 0xffffffffu ? 0xffffffffu : (unsigned)restore_ns;
+        res->dirty_pages = (unsigned)fs_st->snap.dirty_pages;
+        ctl->runner_iterations = fs_st->iteration;
+        ctl->completed = fs_st->batch_index;
+    }
+    siglongjmp(fs_st->snap.resume, 1);
+}
+
+void fs_iteration_end(int wait_status) {
+    fs_st->in_iteration = 0;
+    fflush(NULL); /* what a real exit would have written */
+    fs_st->pending_status = wait_status;
+    fs_call_on_stack(fs_st->alt_stack + FS_ALT_STACK_SIZE, iteration_finish);
+}
+
+/* The snapshot point. Nothing here may live in stack variables past the snapshot:
+ * after a restore, execution resumes at sigsetjmp with the stack as it was. */
+static __attribute__((noinline)) void snapshot_and_begin(void) {
+    char err[256] = "";
+    int backend = fs_st->cfg.backend;
+    if (backend < 0) runner_report_error_and_exit(FS_ERR_BACKEND_UNAVAILABLE, "unknown backend name");
+    if (backend == FS_BACKEND_AUTO) backend = fs_tracker_auto(err, sizeof err);
+    else if (fs_tracker_get(backend)->probe(err, sizeof err) != 0)
+        runner_report_error_and_exit(FS_ERR_BACKEND_UNAVAILABLE, err);
+    if (fs_snapshot_take(backend, err, sizeof err) != 0)
+        runner_report_error_and_exit(fs_st->snap.retire_reason ? fs_st->snap.retire_reason : FS_ERR_SNAPSHOT_FAILED, err);
+    if (fs_st->ctl) fs_st->ctl->backend = (unsigned)backend;
+    sigsetjmp(fs_st->snap.resume, 1);
+    iteration_begin();
+}
+
+static void become_runner(void) {
+    fs_st->is_runner = 1;
+    if (fs_st->ctl) {
+        fs_st->ctl->runner_pid = (unsigned)getpid();
+        fs_st->ctl->completed = 0;
+        fs_st->ctl->batch_count = 0;
+        fs_st->ctl->retired = 0;
+        fs_st->ctl->error_code = 0;
+        fs_st->ctl->error_detail[0] = 0;
+    }
+    snapshot_and_begin();
+}
+
+/* ---- the fork server ---- */
+
+static void attach_fuzz_shm(void) {
+    void *p = shmat(fs_st->cfg.shm_fuzz_id, NULL, SHM_RDONLY);
+    if (p == (void *)-1) {
+        FS_PWARN("cannot attach the test-case buffer (shm id %d)", fs_st->cfg.shm_fuzz_id);
+        write_u32(FS_FORKSRV_ST_FD, FS_OPT_ERROR | (FS_ERROR_SHM_OPEN << 8));
+        die_exit(FS_ERR_EXIT_BASE + FS_ERROR_SHM_OPEN);
+    }
+    fs_st->fuzz_shm = p;
+    fs_st->shm_fuzz_accepted = 1;
+}
+
+static void attach_control_block(void) {
+    void *p = shmat(fs_st->cfg.ctl_shm_id, NULL, 0);
+    if (p == (void *)-1) {
+        FS_PWARN("cannot attach the control block (shm id %d)", fs_st->cfg.ctl_shm_id);
+        die_exit(FS_ERR_EXIT_BASE + FS_ERROR_SHM_OPEN);
+    }
+    fs_st->ctl = p;
+    if (fs_st->ctl->magic != FS_CTL_MAGIC || fs_st->ctl->version != FS_CTL_VERSION) {
+        FS_WARN("control block has the wrong version: runtime and orchestrator do not match");
+        die_exit(FS_ERR_EXIT_BASE + FS_ERROR_SHM_OPEN);
+    }
+    fs_st->ctl->map_size = fs_map_size;
+}
+
+/* Returns in the child (which then runs the harness); the server itself never returns. */
+static void server_loop(void) {
+    int stop_tracing = fs_st->cfg.persistent || fs_st->cfg.mode == FS_MODE_SNAPSHOT;
+    pid_t child = -1;
+    int child_stopped = 0, status;
+    for (;;) {
+        uint32_t cmd;
+        if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) die_exit(0);
+        if (cmd == FS_CMD_NEW_RUNNER && fs_st->direct) {
+            pid_t runner = fork();
+            if (runner < 0) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
+            if (runner == 0) {
+                become_runner();
+                return;
+            }
+            write_u32(FS_FORKSRV_ST_FD, (uint32_t)runner);
+            while (waitpid(runner, &status, 0) < 0 && errno == EINTR) {}
+            uint32_t msg[2] = {FS_MSG_RUNNER_DIED, (uint32_t)status};
+            if (write(FS_FORKSRV_ST_FD, msg, sizeof msg) != sizeof msg) die_exit(0);
+            continue;
+        }
+        if (child_stopped && cmd) { /* the fuzzer killed the stopped child on a timeout */
+            waitpid(child, &status, 0);
+            child_stopped = 0;
+        }
+        if (child_stopped) {
+            kill(child, SIGCONT);
+            child_stopped = 0;
+        } else {
+            child = fork();
+            if (child < 0) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
+            if (child == 0) {
+                close(FS_FORKSRV_CTL_FD);
+                close(FS_FORKSRV_ST_FD);
+                if (fs_st->cfg.mode == FS_MODE_SNAPSHOT) {
+                    become_runner();
+                } else {
+                    take_input_from_fuzz_shm();
+                    fs_map[0] = 1;
+                }
+                return;
+            }
+        }
+        if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)child)) die_exit(0);
+        while (waitpid(child, &status, stop_tracing ? WUNTRACED : 0) < 0 && errno == EINTR) {}
+        if (WIFSTOPPED(status)) child_stopped = 1;
+        if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)status)) die_exit(0);
+    }
+}
+
+void fs_server_start(void) {
+    if (fs_st->server_started) return;
+    fs_st->server_started = 1;
+    struct fs_config *cfg = &fs_st->cfg;
+    fs_map_size = fs_coverage_map_size();
+    /* Coverage counts from here, in every mode, so exec and fork runs agree. */
+    fs_coverage_reset_for_run();
+
+    int offer_shm = cfg->shm_fuzz_id >= 0 && (fs_libfuzzer_driver || cfg->input_file || cfg->input_stdin);
+    uint32_t hello = FS_OPT_ENABLED | FS_OPT_MAPSIZE | ((fs_map_size - 1) << 1);
+    if (offer_shm) hello |= FS_OPT_SHDMEM_FUZZ;
+    if (!fs_coverage_map_fits()) hello = FS_OPT_ERROR | (FS_ERROR_MAP_SIZE << 8);
+    if (write_u32(FS_FORKSRV_ST_FD, hello)) return; /* no fuzzer attached: just run */
+    if (!fs_coverage_map_fits()) die_exit(FS_ERR_EXIT_BASE + FS_ERROR_MAP_SIZE);
+    if (offer_shm) {
+        uint32_t reply;
+        if (read_u32(FS_FORKSRV_CTL_FD, &reply)) die_exit(0);
+        if ((reply & FS_OPT_ENABLED) == FS_OPT_ENABLED && (reply & FS_OPT_SHDMEM_FUZZ)) attach_fuzz_shm();
+    }
+    fs_st->direct = cfg->mode == FS_MODE_SNAPSHOT && cfg->ctl_shm_id >= 0;
+    if (cfg->ctl_shm_id >= 0) attach_control_block();
+    if (cfg->input_file) {
+        fs_st->input_fd = fs_move_fd_high(open(cfg->input_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+        if (fs_st->input_fd < 0) FS_PWARN("cannot open the input file %s", cfg->input_file);
+    }
+    server_loop();
+}

@@ -1,0 +1,290 @@
+/* Takes the snapshot (memory, brk, fds, signal handlers, timers, FP environment) and
+ * rolls the process back to it; verify mode proves a restore exact. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "fs_log.h"
+#include "fs_runtime.h"
+
+#define SNAP (&fs_st->snap)
+
+static long sys(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
+
+struct fs_region *fs_snapshot_find_region(uintptr_t addr) {
+    struct fs_snapshot *s = SNAP;
+    int lo = 0, hi = s->region_count - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        struct fs_region *r = &s->regions[mid];
+        if (addr < r->start) hi = mid - 1;
+        else if (addr >= r->end) lo = mid + 1;
+        else return r;
+    }
+    return NULL;
+}
+
+int fs_snapshot_overlaps_layout(uintptr_t start, uintptr_t end) {
+    struct fs_snapshot *s = SNAP;
+    for (int i = 0; i < s->layout_count; i++)
+        if (start < s->layout[i].end && s->layout[i].start < end) return 1;
+    return 0;
+}
+
+void fs_snapshot_retire(int reason, const char *fmt, ...) {
+    struct fs_snapshot *s = SNAP;
+    if (s->retire_reason) return;
+    s->retire_reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->retire_detail, sizeof s->retire_detail, fmt, ap);
+    va_end(ap);
+}
+
+static int is_excluded(uintptr_t start, uintptr_t end) {
+    struct fs_snapshot *s = SNAP;
+    for (int i = 0; i < s->excluded_count; i++)
+        if (start < s->excluded[i].end && s->excluded[i].start < end) return 1;
+    return 0;
+}
+
+static void exclude(const void *start, size_t len) {
+    struct fs_snapshot *s = SNAP;
+    s->excluded[s->excluded_count].start = (uintptr_t)start;
+    s->excluded[s->excluded_count].end = (uintptr_t)start + len;
+    s->excluded_count++;
+}
+
+static int is_restorable(const struct fs_map_entry *e) {
+    return e->priv && (e->prot & PROT_WRITE) && (e->prot & PROT_READ) &&
+           strcmp(e->name, "[vsyscall]") != 0 && !is_excluded(e->start, e->end);
+}
+
+static int record_fds(char *err, size_t errlen) {
+    struct fs_snapshot *s = SNAP;
+    int dir = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) {
+        snprintf(err, errlen, "cannot list /proc/self/fd: %s", strerror((int)-dir));
+        return -1;
+    }
+    char buf[4096];
+    s->fd_count = 0;
+    for (;;) {
+        long n = sys(SYS_getdents64, dir, (long)buf, sizeof buf);
+        if (n <= 0) break;
+        for (long off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+            int fd = 0;
+            for (const char *c = d->d_name; *c; c++) fd = fd * 10 + (*c - '0');
+            if (fd == dir || s->fd_count >= FS_MAX_FDS) continue;
+            struct fs_saved_fd *f = &s->fds[s->fd_count++];
+            f->fd = fd;
+            f->offset = sys(SYS_lseek, fd, 0, SEEK_CUR);
+            if (f->offset < 0) f->offset = -1;
+        }
+    }
+    sys(SYS_close, dir, 0, 0);
+    return 0;
+}
+
+static void add_kept_fd(int fd) {
+    struct fs_snapshot *s = SNAP;
+    if (fd < 0 || s->fd_count >= FS_MAX_FDS) return;
+    s->fds[s->fd_count].fd = fd;
+    s->fds[s->fd_count].offset = -1;
+    s->fd_count++;
+}
+
+static void sort_fds(void) {
+    struct fs_snapshot *s = SNAP;
+    for (int i = 1; i < s->fd_count; i++)
+        for (int j = i; j > 0 && s->fds[j - 1].fd > s->fds[j].fd; j--) {
+            struct fs_saved_fd t = s->fds[j];
+            s->fds[j] = s->fds[j - 1];
+            s->fds[j - 1] = t;
+        }
+}
+
+int fs_snapshot_take(int backend, char *err, size_t errlen) {
+    struct fs_snapshot *s = SNAP;
+    s->backend = backend;
+    s->tracker = fs_tracker_get(backend);
+    s->excluded_count = 0;
+    size_t state_size = ((sizeof(struct fs_state) + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1)) + 2 * FS_ALT_STACK_SIZE;
+    exclude(fs_st, state_size);
+    if (fs_st->cfg.shm_id < 0) exclude(fs_map, FS_OPT_MAX_MAPSIZE);
+
+    s->layout_count = fs_maps_read(s->layout, FS_MAX_MAP_ENTRIES);
+    if (s->layout_count <= 0) {
+        snprintf(err, errlen, "cannot read /proc/self/maps");
+        return -1;
+    }
+    size_t total = 0, pages = 0;
+    s->region_count = 0;
+    for (int i = 0; i < s->layout_count; i++) {
+        struct fs_map_entry *e = &s->layout[i];
+        if (!is_restorable(e)) continue;
+        if (s->region_count >= FS_MAX_REGIONS) {
+            snprintf(err, errlen, "more than %d writable mappings", FS_MAX_REGIONS);
+            return -1;
+        }
+        struct fs_region *r = &s->regions[s->region_count++];
+        r->start = e->start;
+        r->end = e->end;
+        r->prot = e->prot;
+        r->is_stack = strcmp(e->name, "[stack]") == 0;
+        snprintf(r->name, sizeof r->name, "%s", e->name[0] ? e->name : "[anon]");
+        total += e->end - e->start;
+        pages += (e->end - e->start) / FS_PAGE_SIZE;
+    }
+    /* One bookkeeping mapping: contents, per-page marks, the dirty list, the scan vector. */
+    size_t marks = (pages + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
+    size_t list = (pages * sizeof(uintptr_t) + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
+    size_t vec = (FS_DIRTY_VEC * 24 + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
+    size_t book_size = total + marks + list + vec;
+    unsigned char *book = mmap(NULL, book_size, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (book == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map %zu MiB for the snapshot copy: %s", book_size >> 20, strerror(errno));
+        return -1;
+    }
+    exclude(book, book_size);
+    size_t off = 0, mark_off = 0;
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        r->copy = book + off;
+        r->written = book + total + mark_off;
+        memcpy(r->copy, (void *)r->start, r->end - r->start);
+        off += r->end - r->start;
+        mark_off += (r->end - r->start) / FS_PAGE_SIZE;
+    }
+    s->dirty_list = (uintptr_t *)(book + total + marks);
+    s->dirty_cap = pages;
+    s->dirty_count = 0;
+    s->scan_vec = book + total + marks + list;
+
+    s->brk_start = s->brk_now = (uintptr_t)sys(SYS_brk, 0, 0, 0);
+    if (record_fds(err, errlen)) return -1;
+    for (int sig = 1; sig <= 64; sig++) fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&s->handlers[sig], 8, 0, 0);
+    for (int t = 0; t < 3; t++) getitimer(t, &s->timers[t]);
+    fegetenv(&s->fenv);
+    stack_t ss = {.ss_sp = fs_st->signal_stack, .ss_size = FS_ALT_STACK_SIZE, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+
+    if (s->tracker->start(s, err, errlen)) return -1;
+    add_kept_fd(s->uffd);
+    add_kept_fd(s->pagemap_fd);
+    sort_fds();
+    s->new_mapping_count = s->reprotected_count = 0;
+    s->changed_signals = 0;
+    s->timers_changed = 0;
+    s->retire_reason = 0;
+    s->threads_started = 0;
+    if (fs_syscall_watch_install(backend == FS_BACKEND_MPROTECT, err, errlen)) return -1;
+    s->active = 1;
+    return 0;
+}
+
+static void restore_range(uintptr_t start, uintptr_t end) {
+    struct fs_region *r = fs_snapshot_find_region(start);
+    if (!r) return;
+    if (end > r->end) end = r->end;
+    memcpy((void *)start, r->copy + (start - r->start), end - start);
+    SNAP->dirty_pages += (end - start) / FS_PAGE_SIZE;
+}
+
+static void restore_fds(void) {
+    struct fs_snapshot *s = SNAP;
+    unsigned int next = 0;
+    for (int i = 0; i < s->fd_count; i++) {
+        unsigned int fd = (unsigned int)s->fds[i].fd;
+        if (fd > next) sys(SYS_close_range, next, fd - 1, 0);
+        next = fd + 1;
+        if (s->fds[i].offset >= 0) sys(SYS_lseek, (long)fd, s->fds[i].offset, SEEK_SET);
+    }
+    sys(SYS_close_range, next, ~0u, 0);
+}
+
+int fs_snapshot_restore(char *err, size_t errlen) {
+    struct fs_snapshot *s = SNAP;
+    (void)err;
+    (void)errlen;
+    s->dirty_pages = 0;
+    for (int i = 0; i < s->new_mapping_count; i++)
+        sys(SYS_munmap, (long)s->new_mappings[i].start, (long)(s->new_mappings[i].end - s->new_mappings[i].start), 0);
+    for (int i = s->reprotected_count - 1; i >= 0; i--)
+        sys(SYS_mprotect, (long)s->reprotected[i].start, (long)(s->reprotected[i].end - s->reprotected[i].start),
+            s->reprotected[i].prot);
+    if (s->brk_now != s->brk_start) {
+        sys(SYS_brk, (long)s->brk_start, 0, 0);
+        s->brk_now = s->brk_start;
+    }
+    if (s->tracker->collect(s, restore_range)) {
+        snprintf(err, errlen, "the %s backend could not collect dirty pages", s->tracker->name);
+        return -1;
+    }
+    if (s->changed_signals) {
+        for (int sig = 1; sig <= 64; sig++)
+            if (s->changed_signals & (1ull << sig))
+                fs_raw_syscall(SYS_rt_sigaction, sig, (long)&s->handlers[sig], 0, 8, 0, 0);
+        s->changed_signals = 0;
+    }
+    if (s->timers_changed) {
+        for (int t = 0; t < 3; t++) fs_raw_syscall(SYS_setitimer, t, (long)&s->timers[t], 0, 0, 0, 0);
+        s->timers_changed = 0;
+    }
+    restore_fds();
+    fesetenv(&s->fenv);
+    s->new_mapping_count = 0;
+    s->reprotected_count = 0;
+    return 0;
+}
+
+/* Slow and thorough: compares every restorable byte, the break, the layout and the fds. */
+int fs_snapshot_verify(char *err, size_t errlen) {
+    struct fs_snapshot *s = SNAP;
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        for (uintptr_t p = r->start; p < r->end; p += FS_PAGE_SIZE)
+            if (memcmp((void *)p, r->copy + (p - r->start), FS_PAGE_SIZE) != 0) {
+                snprintf(err, errlen, "region %s (%#lx-%#lx): page %#lx differs from the snapshot",
+                         r->name, (unsigned long)r->start, (unsigned long)r->end, (unsigned long)p);
+                return -1;
+            }
+    }
+    uintptr_t brk_now = (uintptr_t)sys(SYS_brk, 0, 0, 0);
+    if (brk_now != s->brk_start) {
+        snprintf(err, errlen, "program break is %#lx, snapshot had %#lx", (unsigned long)brk_now,
+                 (unsigned long)s->brk_start);
+        return -1;
+    }
+    struct fs_map_entry *now = fs_st->maps_scratch;
+    int n = fs_maps_read(now, FS_MAX_MAP_ENTRIES);
+    int restorable = 0;
+    for (int i = 0; i < n; i++) {
+        if (!is_restorable(&now[i])) continue;
+        restorable++;
+        struct fs_region *r = fs_snapshot_find_region(now[i].end - 1);
+        int same = r && now[i].end == r->end && now[i].prot == r->prot &&
+                   (now[i].start == r->start || (r->is_stack && now[i].start < r->start));
+        if (!same) {
+            snprintf(err, errlen, "mapping %#lx-%#lx %s is not as in the snapshot", (unsigned long)now[i].start,
+                     (unsigned long)now[i].end, now[i].name);
+            return -1;
+        }
+    }
+    if (restorable != s->region_count) {
+        snprintf(err, errlen, "%d writable mappings, the snapshot had %d", restorable, s->region_count);
+        return -1;
+    }
+    return 0;
+}

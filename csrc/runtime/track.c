@@ -1,0 +1,232 @@
+/* Dirty-page tracking backends. Each finds the pages written since the last restore;
+ * snapshot.c copies them back. full-copy is the slow oracle the others are tested against. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "dirty_probe.h"
+#include "fs_kernel.h"
+#include "fs_log.h"
+#include "fs_runtime.h"
+
+#define PAGE FS_PAGE_SIZE
+
+static long sys(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
+
+/* ---- full-copy: compare every page with the snapshot, copy back the ones that differ ---- */
+
+static int full_copy_start(struct fs_snapshot *s, char *err, size_t errlen) {
+    (void)s, (void)err, (void)errlen;
+    return 0;
+}
+
+static void collect_by_compare(struct fs_region *r, void (*restore_range)(uintptr_t, uintptr_t)) {
+    for (uintptr_t p = r->start; p < r->end; p += PAGE)
+        if (memcmp((void *)p, r->copy + (p - r->start), PAGE) != 0) restore_range(p, p + PAGE);
+}
+
+static int full_copy_collect(struct fs_snapshot *s, void (*restore_range)(uintptr_t, uintptr_t)) {
+    for (int i = 0; i < s->region_count; i++) collect_by_compare(&s->regions[i], restore_range);
+    return 0;
+}
+
+/* ---- pagemap-scan: userfaultfd async write-protect + PAGEMAP_SCAN ---- */
+
+static int wp_range(int uffd, uintptr_t start, uintptr_t end) {
+    struct uffdio_writeprotect wp = {.range = {start, end - start}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+    return (int)fs_raw_syscall(SYS_ioctl, uffd, UFFDIO_WRITEPROTECT, (long)&wp, 0, 0, 0);
+}
+
+static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
+    s->uffd = fs_move_fd_high((int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+    if (s->uffd < 0) {
+        snprintf(err, errlen, "userfaultfd() failed: %s", strerror(errno));
+        return -1;
+    }
+    struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
+    if (ioctl(s->uffd, UFFDIO_API, &api)) {
+        snprintf(err, errlen, "UFFDIO_API with async write-protect failed: %s", strerror(errno));
+        return -1;
+    }
+    s->pagemap_fd = fs_move_fd_high(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+    if (s->pagemap_fd < 0) {
+        snprintf(err, errlen, "cannot open /proc/self/pagemap: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        struct uffdio_register reg = {.range = {r->start, r->end - r->start}, .mode = UFFDIO_REGISTER_MODE_WP};
+        if (ioctl(s->uffd, UFFDIO_REGISTER, &reg) || wp_range(s->uffd, r->start, r->end)) {
+            snprintf(err, errlen, "cannot write-protect %s (%#lx-%#lx) with userfaultfd: %s", r->name,
+                     (unsigned long)r->start, (unsigned long)r->end, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int pagemap_scan_collect(struct fs_snapshot *s, void (*restore_range)(uintptr_t, uintptr_t)) {
+    struct fs_page_region *vec = s->scan_vec;
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        uintptr_t cur = r->start;
+        while (cur < r->end) {
+            struct fs_pm_scan_arg arg = {
+                .size = sizeof arg, .flags = FS_PM_SCAN_WP_MATCHING | FS_PM_SCAN_CHECK_WPASYNC,
+                .start = cur, .end = r->end, .vec = (uintptr_t)vec, .vec_len = FS_DIRTY_VEC,
+                .category_mask = FS_PAGE_IS_WRITTEN, .return_mask = FS_PAGE_IS_WRITTEN};
+            long n = fs_raw_syscall(SYS_ioctl, s->pagemap_fd, FS_PAGEMAP_SCAN, (long)&arg, 0, 0, 0);
+            if (n < 0) return -1;
+            for (long k = 0; k < n; k++) {
+                restore_range(vec[k].start, vec[k].end);
+                /* the copy wrote the pages again: protect them once more */
+                if (wp_range(s->uffd, vec[k].start, vec[k].end)) return -1;
+            }
+            if (arg.walk_end <= cur) break;
+            cur = arg.walk_end;
+        }
+    }
+    return 0;
+}
+
+/* ---- soft-dirty: clear_refs + bit 55 of /proc/self/pagemap ---- */
+
+static int soft_dirty_clear(void) {
+    int fd = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    long n = sys(SYS_write, fd, (long)"4", 1);
+    sys(SYS_close, fd, 0, 0);
+    return n == 1 ? 0 : -1;
+}
+
+static int soft_dirty_start(struct fs_snapshot *s, char *err, size_t errlen) {
+    s->pagemap_fd = fs_move_fd_high(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+    if (s->pagemap_fd < 0 || soft_dirty_clear()) {
+        snprintf(err, errlen, "soft-dirty tracking unavailable: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int soft_dirty_collect(struct fs_snapshot *s, void (*restore_range)(uintptr_t, uintptr_t)) {
+    uint64_t *entries = s->scan_vec; /* FS_DIRTY_VEC * 3 u64 */
+    size_t chunk = FS_DIRTY_VEC * 3;
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        for (uintptr_t base = r->start; base < r->end; base += chunk * PAGE) {
+            size_t pages = (r->end - base) / PAGE;
+            if (pages > chunk) pages = chunk;
+            long n = fs_raw_syscall(SYS_pread64, s->pagemap_fd, (long)entries, (long)(pages * 8),
+                                    (long)(base / PAGE * 8), 0, 0);
+            if (n != (long)(pages * 8)) return -1;
+            for (size_t k = 0; k < pages; k++)
+                if (entries[k] >> FS_PM_SOFT_DIRTY_BIT & 1) restore_range(base + k * PAGE, base + (k + 1) * PAGE);
+        }
+    }
+    return soft_dirty_clear();
+}
+
+/* ---- mprotect: writable ranges read-only, record pages in a SIGSEGV handler ----
+ * The stack stays writable and is compared in full: the kernel pushes signal frames
+ * onto it, and it is small. Kernel writes into protected pages are announced by the
+ * syscall watch (note_kernel_write) before the syscall runs. */
+
+static int track_page(struct fs_snapshot *s, uintptr_t addr) {
+    struct fs_region *r = fs_snapshot_find_region(addr);
+    if (!r || r->is_stack) return 0;
+    uintptr_t page = addr & ~(PAGE - 1);
+    unsigned char *mark = &r->written[(page - r->start) / PAGE];
+    if (*mark) return 0; /* already writable: not ours to handle */
+    *mark = 1;
+    s->dirty_list[s->dirty_count++] = page;
+    sys(SYS_mprotect, (long)page, PAGE, r->prot);
+    return 1;
+}
+
+static void segv_handler(int sig, siginfo_t *info, void *uctx) {
+    struct fs_snapshot *s = &fs_st->snap;
+    if (info->si_code == SEGV_ACCERR && track_page(s, (uintptr_t)info->si_addr)) return;
+    if (s->user_segv_set && (uintptr_t)s->user_segv.handler > (uintptr_t)SIG_IGN) {
+        if (s->user_segv.flags & SA_SIGINFO)
+            ((void (*)(int, siginfo_t *, void *))s->user_segv.handler)(sig, info, uctx);
+        else
+            ((void (*)(int))s->user_segv.handler)(sig);
+        return;
+    }
+    /* a real crash: die of it, as the program would have */
+    struct fs_kernel_sigaction dfl = {0};
+    fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, (long)&dfl, 0, 8, 0, 0);
+}
+
+static int mprotect_arm_region(struct fs_region *r) {
+    if (r->is_stack) return 0;
+    return (int)sys(SYS_mprotect, (long)r->start, (long)(r->end - r->start), r->prot & ~PROT_WRITE);
+}
+
+static int mprotect_start(struct fs_snapshot *s, char *err, size_t errlen) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigaction(SIGSEGV, &sa, NULL);
+    /* the snapshot's handler table must show ours, or a restore would remove it */
+    fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, 0, (long)&s->handlers[SIGSEGV], 8, 0, 0);
+    s->user_segv_set = 0;
+    for (int i = 0; i < s->region_count; i++)
+        if (mprotect_arm_region(&s->regions[i])) {
+            snprintf(err, errlen, "mprotect of %s failed: %s", s->regions[i].name, strerror(errno));
+            return -1;
+        }
+    return 0;
+}
+
+static int mprotect_collect(struct fs_snapshot *s, void (*restore_range)(uintptr_t, uintptr_t)) {
+    for (size_t i = 0; i < s->dirty_count; i++) {
+        uintptr_t page = s->dirty_list[i];
+        struct fs_region *r = fs_snapshot_find_region(page);
+        restore_range(page, page + PAGE);
+        r->written[(page - r->start) / PAGE] = 0;
+        sys(SYS_mprotect, (long)page, PAGE, r->prot & ~PROT_WRITE);
+    }
+    s->dirty_count = 0;
+    for (int i = 0; i < s->region_count; i++)
+        if (s->regions[i].is_stack) collect_by_compare(&s->regions[i], restore_range);
+    s->user_segv_set = 0;
+    return 0;
+}
+
+static void mprotect_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, size_t len) {
+    if (!len) return;
+    for (uintptr_t p = addr & ~(PAGE - 1); p < addr + len; p += PAGE) track_page(s, p);
+}
+
+/* The harness changes protection: treat the whole range as written, so that nothing
+ * it writes afterwards escapes the restore. */
+static void mprotect_note_reprotect(struct fs_snapshot *s, uintptr_t start, uintptr_t end) {
+    mprotect_note_kernel_write(s, start, end - start);
+}
+
+static const struct fs_tracker trackers[FS_BACKEND_COUNT] = {
+    [FS_BACKEND_PAGEMAP_SCAN] = {"pagemap-scan", fs_probe_pagemap_scan, pagemap_scan_start, pagemap_scan_collect, NULL, NULL},
+    [FS_BACKEND_SOFT_DIRTY] = {"soft-dirty", fs_probe_soft_dirty, soft_dirty_start, soft_dirty_collect, NULL, NULL},
+    [FS_BACKEND_MPROTECT] = {"mprotect", fs_probe_always, mprotect_start, mprotect_collect,
+                             mprotect_note_kernel_write, mprotect_note_reprotect},
+    [FS_BACKEND_FULL_COPY] = {"full-copy", fs_probe_always, full_copy_start, full_copy_collect, NULL, NULL},
+};
+
+const struct fs_tracker *fs_tracker_get(int backend) {
+    return backend > 0 && backend < FS_BACKEND_COUNT ? &trackers[backend] : NULL;
+}
+
+/* The fastest backend that works here. */
+int fs_tracker_auto(char *reason, size_t len) {
+    static const int order[] = {FS_BACKEND_PAGEMAP_SCAN, FS_BACKEND_SOFT_DIRTY, FS_BACKEND_MPROTECT};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (trackers[order[i]].probe(reason, len) == 0) return order[i];
+    return FS_BACKEND_FULL_COPY;
+}

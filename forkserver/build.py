@@ -1,0 +1,147 @@
+"""Compiles harnesses with the forkserver runtime and coverage instrumentation."""
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .config import SETTINGS
+from .errors import BuildError
+
+RUNTIME_SOURCES = [
+    "runtime/config.c", "runtime/coverage.c", "runtime/runtime.c", "runtime/server.c",
+    "runtime/maps.c", "runtime/snapshot.c", "runtime/track.c", "runtime/syscall_watch.c",
+    "runtime/arch_x86_64.c", "common/dirty_probe.c",
+]
+MAIN_ENTRY = "runtime/main_entry.c"
+LIBFUZZER_DRIVER = "runtime/libfuzzer_driver.c"
+SOURCE_SUFFIXES = {".c", ".cc", ".cpp", ".cxx"}
+
+
+def csrc_dir() -> Path:
+    """The runtime sources: shipped inside the package, or the checkout's csrc/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "csrc", here.parent / "csrc"):
+        if (candidate / "include" / "fs_protocol.h").exists():
+            return candidate
+    raise BuildError("the forkserver runtime sources (csrc/) are missing; reinstall the package")
+
+
+def protocol_header() -> Path:
+    return csrc_dir() / "include" / "fs_protocol.h"
+
+
+def pick_compiler(cc: str | None = None) -> str:
+    """clang when present (trace-pc-guard gives exact edges), else gcc."""
+    wanted = cc or SETTINGS.compiler
+    candidates = [wanted] if wanted else ["clang", "gcc"]
+    for name in candidates:
+        if shutil.which(name):
+            return name
+    raise BuildError(
+        f"no C compiler found (tried {', '.join(candidates)}); install clang (apt-get install clang)"
+    )
+
+
+def _family(cc: str) -> str:
+    return "clang" if "clang" in Path(cc).name else "gcc"
+
+
+def _cxx_for(cc: str) -> str:
+    name = Path(cc).name
+    return cc.replace(name, name.replace("clang", "clang++").replace("gcc", "g++"))
+
+
+def coverage_flags(cc: str) -> list[str]:
+    if _family(cc) == "clang":
+        return ["-fsanitize-coverage=trace-pc-guard"]
+    return ["-fsanitize-coverage=trace-pc"]
+
+
+def is_libfuzzer_source(path: Path) -> bool:
+    try:
+        return "LLVMFuzzerTestOneInput" in path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise BuildError(f"compiling failed: {' '.join(cmd)}\n{tail}")
+
+
+def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool) -> list[Path]:
+    root = csrc_dir()
+    includes = [f"-I{root / d}" for d in ("include", "runtime", "common")]
+    sources = RUNTIME_SOURCES + [LIBFUZZER_DRIVER if libfuzzer else MAIN_ENTRY]
+    objects = []
+    for rel in sources:
+        obj = workdir / (rel.replace("/", "_") + ".o")
+        # the runtime itself is never instrumented, and fortify checks would reject the
+        # longjmp from the runtime's own stack back onto the program's
+        _run([cc, "-c", "-O2", "-g", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0", *includes,
+              str(root / rel), "-o", str(obj)])
+        objects.append(obj)
+    return objects
+
+
+def build(sources: list[Path], output: Path, cc: str | None = None,
+          extra_flags: list[str] | tuple[str, ...] = ()) -> Path:
+    """Compiles and links harness sources with the runtime. Returns the output path.
+
+    Raises:
+        BuildError: a source is missing or the compiler fails.
+    """
+    sources = [Path(s) for s in sources]
+    for src in sources:
+        if not src.is_file():
+            raise BuildError(f"no such source file: {src}")
+        if src.suffix not in SOURCE_SUFFIXES:
+            raise BuildError(f"{src} is not a C or C++ source ({', '.join(sorted(SOURCE_SUFFIXES))})")
+    cc = pick_compiler(cc)
+    libfuzzer = any(is_libfuzzer_source(s) for s in sources)
+    cxx = any(s.suffix != ".c" for s in sources)
+    include = f"-I{csrc_dir() / 'include'}"
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="forkserver-build-") as tmp:
+        work = Path(tmp)
+        objects = _runtime_objects(cc, work, libfuzzer)
+        for i, src in enumerate(sources):
+            obj = work / f"harness{i}.o"
+            compiler = _cxx_for(cc) if src.suffix != ".c" else cc
+            _run([compiler, "-c", "-O2", "-g", include, *coverage_flags(cc), *extra_flags, str(src), "-o", str(obj)])
+            objects.append(obj)
+        linker = _cxx_for(cc) if cxx else cc
+        link = [linker, *map(str, objects), "-pthread", "-lm", "-o", str(output)]
+        if not libfuzzer:
+            link.insert(1, "-Wl,--wrap=main")
+        _run(link + list(extra_flags))
+    return output
+
+
+def _digest(paths: list[Path], extra: str) -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_cached(source: Path, cc: str | None = None) -> Path:
+    """Builds a single harness source once; later calls reuse the binary."""
+    source = Path(source)
+    if not source.is_file():
+        raise BuildError(f"no such source file: {source}")
+    cc = pick_compiler(cc)
+    root = csrc_dir()
+    runtime_files = sorted(p for p in root.rglob("*") if p.suffix in (".c", ".h"))
+    key = _digest([source, *runtime_files], cc)
+    out = SETTINGS.cache_dir / "builds" / f"{source.stem}-{key}"
+    if not out.exists():
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        build([source], tmp, cc)
+        os.replace(tmp, out)
+    return out

@@ -1,0 +1,47 @@
+"""ExecExecutor: one execve per input, no fork server. The baseline."""
+import time
+
+from ..native import const_str, lib
+from ..observers import MapObserver
+from ..shm import SharedMemory
+from .base import ExecResult, Executor, InputFile, Process, check_input_size, outcome_from_status, pin_to_cpu
+
+
+class ExecExecutor(Executor):
+    mode = "exec"
+
+    def start(self) -> None:
+        pin_to_cpu(self.cpu)
+        self.map_shm = SharedMemory(lib.FS_OPT_MAX_MAPSIZE)
+        self.map = MapObserver(self.map_shm.array, lib.FS_MAP_SIZE_DEFAULT)
+        self.input = InputFile(str(self.target.input_path))
+        self.env = self.target.base_env()
+        self.env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
+        self.map_size_known = False
+
+    def run(self, data: bytes) -> ExecResult:
+        check_input_size(data)
+        self.input.write(data)
+        self.map_shm.array[: self.map.map_size] = 0
+        t0 = time.perf_counter()
+        proc = Process(self.target.argv(), self.env,
+                       None if self.target.uses_file_input else self.input.fd,
+                       str(self.target.workdir / "stderr"), fork_server=False)
+        status = proc.wait(self.timeout_ms)
+        timed_out = status is None
+        if timed_out:
+            proc.kill()
+            status = proc.status
+        else:
+            proc.kill()  # reaps the process group's leftovers
+        exec_us = (time.perf_counter() - t0) * 1e6
+        outcome, sig, code = outcome_from_status(status, timed_out)
+        return ExecResult(outcome, sig, code, exec_us=exec_us, coverage=self.map.snapshot())
+
+    def set_map_size(self, map_size: int) -> None:
+        """Exec mode has no handshake: take the size a fork-server run reported."""
+        self.map.resize(map_size)
+
+    def close(self) -> None:
+        self.input.close()
+        self.map_shm.close()

@@ -1,0 +1,172 @@
+"""ForkExecutor: AFL++'s fork-server protocol, one fork() per input (or, for targets
+built for AFL++'s persistent mode, one SIGCONT per input)."""
+import os
+
+from ..config import SETTINGS
+from ..errors import NativeError, TargetError, TargetStartError
+from ..native import check, const_str, ffi, lib
+from ..observers import MapObserver
+from ..shm import SharedMemory
+from .base import (ExecResult, Executor, InputFile, Process, check_input_size, describe_status,
+                   outcome_from_status, pin_to_cpu)
+
+MAP_ERRORS = {
+    lib.FS_ERROR_MAP_SIZE: "the target's coverage map is larger than the shared map",
+    lib.FS_ERROR_MAP_ADDR: "the target could not map the coverage map at its fixed address",
+    lib.FS_ERROR_SHM_OPEN: "the target could not open a shared memory segment",
+    lib.FS_ERROR_SHMAT: "the target could not attach the coverage map",
+    lib.FS_ERROR_MMAP: "the target could not mmap its map",
+}
+
+
+class ForkServerSession:
+    """A running fork server: the process, its pipes, and what its handshake said."""
+
+    def __init__(self, target, env: dict[str, str], input_file: InputFile, fuzz_shm: SharedMemory | None,
+                 init_timeout_ms: int):
+        self.target = target
+        self.proc = Process(target.argv(), env, None if target.uses_file_input else input_file.fd,
+                            str(target.workdir / "stderr"), fork_server=True)
+        self.map_size = lib.FS_MAP_SIZE_DEFAULT
+        self.shm_fuzz = False
+        self.autodict: bytes = b""
+        try:
+            self._handshake(fuzz_shm, init_timeout_ms)
+        except Exception:
+            self.proc.kill()
+            raise
+
+    def _read(self, timeout_ms: int) -> int:
+        value = ffi.new("unsigned int *")
+        rc = lib.fs_host_read_u32(self.proc.st_r, timeout_ms, value)
+        if rc == -lib_errno("ETIMEDOUT"):
+            raise TargetStartError(
+                f"{self.target.path} did not start its fork server within {timeout_ms} ms "
+                "(slow initialisation? raise FORKSERVER_INIT_TIMEOUT_MS)"
+            )
+        if rc < 0:
+            self._died_during_init()
+        return value[0]
+
+    def _died_during_init(self):
+        status = self.proc.wait(2000)
+        tail = self.proc.stderr_tail()
+        if status is None:
+            raise TargetStartError(f"{self.target.path} closed the fork-server pipe during start-up")
+        if os.WIFEXITED(status) and not self.target.info.afl_instrumented:
+            raise TargetError(f"{self.target.path} has no fork-server runtime: it ran to completion "
+                              "instead of starting a server; build it with `forkserver build` or afl-clang-fast")
+        msg = f"{self.target.path} {describe_status(status)} during initialisation, before its fork server started"
+        raise TargetStartError(msg + (f"; stderr: {tail}" if tail else ""))
+
+    def _write(self, value: int) -> None:
+        check(lib.fs_host_write_u32(self.proc.ctl_w, value), "writing to the fork server")
+
+    def _handshake(self, fuzz_shm: SharedMemory | None, timeout_ms: int) -> None:
+        hello = self._read(timeout_ms)
+        if hello == lib.FS_NEW_HELLO:
+            return self._new_handshake(fuzz_shm, timeout_ms)
+        if (hello & lib.FS_OPT_ERROR) == lib.FS_OPT_ERROR:
+            code = (hello & 0x00ffff00) >> 8
+            raise TargetStartError(f"{self.target.path}: {MAP_ERRORS.get(code, f'fork-server error {code}')}")
+        if (hello & lib.FS_OPT_ENABLED) != lib.FS_OPT_ENABLED:
+            return  # classic AFL: no options
+        if hello & lib.FS_OPT_MAPSIZE:
+            self.map_size = ((hello & lib.FS_OPT_MAPSIZE_MASK) >> 1) + 1
+        wanted = hello & (lib.FS_OPT_SHDMEM_FUZZ | lib.FS_OPT_AUTODICT)
+        if not fuzz_shm:
+            wanted &= ~lib.FS_OPT_SHDMEM_FUZZ
+        if hello & (lib.FS_OPT_SHDMEM_FUZZ | lib.FS_OPT_AUTODICT):
+            # the server waits for a reply only when it offered one of these
+            self._write(lib.FS_OPT_ENABLED | wanted)
+            self.shm_fuzz = bool(wanted & lib.FS_OPT_SHDMEM_FUZZ)
+            if wanted & lib.FS_OPT_AUTODICT:
+                self.autodict = self._read_bytes(self._read(timeout_ms), timeout_ms)
+
+    def _new_handshake(self, fuzz_shm, timeout_ms: int) -> None:
+        self._write(lib.FS_NEW_HELLO ^ 0xFFFFFFFF)
+        options = self._read(timeout_ms)
+        if (options & 0xFFFF0000) == lib.FS_NEW_ERROR:
+            raise TargetStartError(f"{self.target.path}: fork-server error {options & 0xFFFF}")
+        if options & lib.FS_NEW_OPT_MAPSIZE:
+            self.map_size = self._read(timeout_ms)
+        self.shm_fuzz = bool(options & lib.FS_NEW_OPT_SHDMEM_FUZZ) and fuzz_shm is not None
+        if options & lib.FS_NEW_OPT_AUTODICT:
+            self.autodict = self._read_bytes(self._read(timeout_ms), timeout_ms)
+        if self._read(timeout_ms) != lib.FS_NEW_HELLO:
+            raise TargetStartError(f"{self.target.path}: fork-server handshake out of step")
+
+    def _read_bytes(self, n: int, timeout_ms: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            chunk = os.read(self.proc.st_r, n - len(out))
+            if not chunk:
+                self._died_during_init()
+            out += chunk
+        return bytes(out)
+
+    def close(self) -> None:
+        self.proc.kill()
+
+
+def lib_errno(name: str) -> int:
+    import errno
+    return getattr(errno, name)
+
+
+class ForkExecutor(Executor):
+    """One fork() per input (classic AFL fork server); persistent targets are resumed."""
+
+    mode = "fork"
+
+    def _env(self) -> dict[str, str]:
+        env = self.target.base_env()
+        env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
+        env[const_str(lib.FS_ENV_SHM_FUZZ_ID)] = str(self.fuzz_shm.id)
+        env[const_str(lib.FS_ENV_MODE)] = "fork"
+        if self.target.uses_file_input:
+            env[const_str(lib.FS_ENV_INPUT_FILE)] = str(self.target.input_path)
+        else:
+            env[const_str(lib.FS_ENV_INPUT_STDIN)] = "1"
+        return env
+
+    def start(self) -> None:
+        self.target.require_instrumented()
+        pin_to_cpu(self.cpu)
+        self.map_shm = SharedMemory(lib.FS_OPT_MAX_MAPSIZE)
+        self.fuzz_shm = SharedMemory(lib.FS_SHM_FUZZ_MAX + lib.FS_SHM_FUZZ_HEADER)
+        self.input = InputFile(str(self.target.input_path))
+        self.session = ForkServerSession(self.target, self._env(), self.input, self.fuzz_shm,
+                                         SETTINGS.init_timeout_ms)
+        self.map = MapObserver(self.map_shm.array, self.session.map_size)
+        self.was_killed = 0
+        self._result = ffi.new("struct fs_run_result *")
+
+    def deliver(self, data: bytes) -> None:
+        check_input_size(data)
+        if self.session.shm_fuzz:
+            buf = self.fuzz_shm.buffer
+            buf[0:4] = len(data).to_bytes(4, "little")
+            buf[4:4 + len(data)] = data
+        else:
+            self.input.write(data)
+
+    def run(self, data: bytes) -> ExecResult:
+        self.deliver(data)
+        self.map.clear()
+        res = self._result
+        try:
+            check(lib.fs_host_fork_run(self.session.proc.ctl_w, self.session.proc.st_r, self.was_killed,
+                                       self.timeout_ms, res), "fork server")
+        except NativeError as exc:
+            raise TargetError(f"the fork server of {self.target.path} died ({exc}); "
+                              f"stderr: {self.session.proc.stderr_tail()}") from exc
+        self.was_killed = 1 if res.timed_out else 0
+        outcome, sig, code = outcome_from_status(res.status, bool(res.timed_out))
+        return ExecResult(outcome, sig, code, exec_us=res.exec_ns / 1000, coverage=self.map.snapshot())
+
+    def close(self) -> None:
+        for name in ("session", "input", "fuzz_shm", "map_shm"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                obj.close()

@@ -1,0 +1,199 @@
+"""SnapshotExecutor: the runner snapshots itself once after the fork and rolls back the
+pages each input dirtied. Inputs travel in batches through a shared control block, so
+one wake-up serves many inputs; a crash or timeout costs one new runner."""
+import errno
+import os
+
+from ..config import SETTINGS
+from ..errors import BackendUnavailable, NativeError, RunnerError, TargetError, TargetStartError
+from ..native import check, const_str, ffi, lib
+from .base import ExecResult, Outcome, check_input_size, describe_status, outcome_from_status
+from .fork import ForkExecutor
+
+BACKENDS = ["pagemap-scan", "soft-dirty", "mprotect", "full-copy"]
+
+RUNNER_ERRORS = {
+    lib.FS_ERR_BACKEND_UNAVAILABLE: "the snapshot backend is not available here",
+    lib.FS_ERR_SNAPSHOT_FAILED: "taking the snapshot failed",
+    lib.FS_ERR_THREAD_STARTED: "a thread was started after the snapshot",
+    lib.FS_ERR_VERIFY_MISMATCH: "the restore was not exact",
+    lib.FS_ERR_RESTORE_FAILED: "the restore failed",
+    lib.FS_ERR_INPUT_TOO_LARGE: "the batch is too large",
+    lib.FS_ERR_MAPPING_UNRESTORABLE: "the input changed state a restore cannot undo",
+}
+
+
+class SnapshotExecutor(ForkExecutor):
+    mode = "snapshot"
+
+    def __init__(self, target, timeout_ms: int = 1000, cpu: int | None = None, backend: str = "auto",
+                 verify: bool = False, extra_env: dict[str, str] | None = None):
+        super().__init__(target, timeout_ms, cpu)
+        if backend != "auto" and backend not in BACKENDS:
+            raise BackendUnavailable(f"unknown backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
+        self.requested_backend = backend
+        self.backend = backend
+        self.verify = verify
+        self.extra_env = extra_env or {}
+        self.runner_pid = 0
+        self.runners_started = 0
+        self.runner_retirements = 0
+
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        env[const_str(lib.FS_ENV_MODE)] = "snapshot"
+        env[const_str(lib.FS_ENV_BACKEND)] = self.requested_backend
+        env[const_str(lib.FS_ENV_CTL_SHM_ID)] = str(self.ctl_shm.id)
+        # the runtime rewrites the input file itself, from the control block
+        env.pop(const_str(lib.FS_ENV_SHM_FUZZ_ID), None)
+        if self.verify:
+            env[const_str(lib.FS_ENV_VERIFY)] = "1"
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        from ..shm import SharedMemory
+
+        if not self.target.info.forkserver_runtime:
+            raise TargetError(f"{self.target.path} is not linked with the forkserver runtime: snapshot mode "
+                              "needs it (build with `forkserver build`); AFL++ builds can use --mode fork")
+        self.ctl_shm = SharedMemory(ffi.sizeof("struct fs_control"))
+        self.ctl = ffi.cast("struct fs_control *", self.ctl_shm.ptr)
+        self.ctl.magic = lib.FS_CTL_MAGIC
+        self.ctl.version = lib.FS_CTL_VERSION
+        super().start()
+        self._batch = ffi.new("struct fs_batch_result *")
+        self._start_runner()
+
+    def _server_fds(self):
+        return self.session.proc.ctl_w, self.session.proc.st_r
+
+    def _read_u32(self, timeout_ms: int) -> int:
+        value = ffi.new("unsigned int *")
+        rc = lib.fs_host_read_u32(self.session.proc.st_r, timeout_ms, value)
+        if rc == -errno.ETIMEDOUT:
+            raise TargetStartError(f"the snapshot runner of {self.target.path} did not report ready "
+                                   f"within {timeout_ms} ms")
+        if rc < 0:
+            raise TargetError(f"the fork server of {self.target.path} died: {self.session.proc.stderr_tail()}")
+        return value[0]
+
+    def _start_runner(self) -> None:
+        ctl_w, _ = self._server_fds()
+        check(lib.fs_host_write_u32(ctl_w, lib.FS_CMD_NEW_RUNNER), "starting a runner")
+        self.runner_pid = self._read_u32(SETTINGS.init_timeout_ms)
+        msg = self._read_u32(SETTINGS.init_timeout_ms)
+        if msg == lib.FS_MSG_RUNNER_DIED:
+            status = self._read_u32(SETTINGS.init_timeout_ms)
+            self._raise_runner_start_error(status)
+        if msg != lib.FS_MSG_READY:
+            raise TargetError(f"unexpected message {msg:#x} from the snapshot runner")
+        self.runners_started += 1
+        self.backend = {lib.FS_BACKEND_PAGEMAP_SCAN: "pagemap-scan", lib.FS_BACKEND_SOFT_DIRTY: "soft-dirty",
+                        lib.FS_BACKEND_MPROTECT: "mprotect", lib.FS_BACKEND_FULL_COPY: "full-copy"
+                        }.get(self.ctl.backend, "?")
+
+    def _error_detail(self) -> str:
+        return ffi.string(self.ctl.error_detail).decode(errors="replace")
+
+    def _raise_runner_start_error(self, status: int) -> None:
+        code = self.ctl.error_code
+        detail = self._error_detail()
+        if code == lib.FS_ERR_BACKEND_UNAVAILABLE:
+            raise BackendUnavailable(f"backend {self.requested_backend} cannot work here: {detail} "
+                                     "(see `forkserver doctor`)")
+        if code:
+            raise RunnerError(f"snapshot runner failed to start: {RUNNER_ERRORS.get(code, code)}: {detail}")
+        raise TargetStartError(f"the snapshot runner of {self.target.path} {describe_status(status)} "
+                               f"while taking its snapshot; stderr: {self.session.proc.stderr_tail()}")
+
+    def _fill_batch(self, inputs: list[bytes]) -> None:
+        area = ffi.buffer(self.ctl.input_area, lib.FS_INPUT_AREA_SIZE)
+        offset = 0
+        for i, data in enumerate(inputs):
+            check_input_size(data)
+            self.ctl.input_offsets[i] = offset
+            area[offset:offset + 4] = len(data).to_bytes(4, "little")
+            area[offset + 4:offset + 4 + len(data)] = data
+            offset += (4 + len(data) + 7) & ~7
+        self.ctl.batch_count = len(inputs)
+
+    def _result_from_ctl(self, i: int, collect_map: bool) -> ExecResult:
+        r = self.ctl.results[i]
+        outcome, sig, code = outcome_from_status(r.status, False)
+        res = ExecResult(outcome, sig, code, exec_us=r.exec_ns / 1000, restore_us=r.restore_ns / 1000,
+                         dirty_pages=r.dirty_pages)
+        if r.flags & lib.FS_RESULT_HASHED:
+            res.runner_hash = r.map_hash
+        if collect_map:
+            res.coverage = self.map.snapshot()
+        failed = r.flags & (lib.FS_RESULT_THREAD_STARTED | lib.FS_RESULT_VERIFY_FAILED | lib.FS_RESULT_RESTORE_FAILED)
+        if failed:
+            res.outcome = Outcome.ERROR
+            kind = (lib.FS_ERR_THREAD_STARTED if r.flags & lib.FS_RESULT_THREAD_STARTED else
+                    lib.FS_ERR_VERIFY_MISMATCH if r.flags & lib.FS_RESULT_VERIFY_FAILED else lib.FS_ERR_RESTORE_FAILED)
+            res.detail = f"{RUNNER_ERRORS[kind]}: {self._error_detail()}"
+        return res
+
+    def _fits(self, inputs: list[bytes]) -> int:
+        """How many of inputs fit in one batch."""
+        total, n = 0, 0
+        for data in inputs[: lib.FS_MAX_BATCH]:
+            total += (4 + len(data) + 7) & ~7
+            if total > lib.FS_INPUT_AREA_SIZE:
+                break
+            n += 1
+        return max(n, 1)
+
+    def run(self, data: bytes) -> ExecResult:
+        return self.run_batch([data], collect_maps=True)[0]
+
+    def run_batch(self, inputs: list[bytes], collect_maps: bool | None = None) -> list[ExecResult]:
+        """Runs inputs in order. Maps are copied only for single-input batches, unless
+        collect_maps says otherwise; batched runs carry the runtime's map hash instead."""
+        results: list[ExecResult] = []
+        while len(results) < len(inputs):
+            pending = inputs[len(results):]
+            batch = pending[: self._fits(pending)]
+            single = len(batch) == 1
+            results.extend(self._run_one_batch(batch, collect_maps if collect_maps is not None else single))
+        return results
+
+    def _run_one_batch(self, batch: list[bytes], collect_map: bool) -> list[ExecResult]:
+        if not self.runner_pid:
+            self._start_runner()
+        self._fill_batch(batch)
+        self.ctl.check_coverage = 0 if collect_map else lib.FS_CHECK_HASH
+        if not collect_map:
+            pass
+        ctl_w, st_r = self._server_fds()
+        try:
+            check(lib.fs_host_snapshot_run(ctl_w, st_r, self.ctl, self.runner_pid, self.timeout_ms, self._batch),
+                  "snapshot runner")
+        except NativeError as exc:
+            raise TargetError(f"the fork server of {self.target.path} died ({exc}); "
+                              f"stderr: {self.session.proc.stderr_tail()}") from exc
+        b = self._batch
+        completed = min(self.ctl.completed, len(batch))
+        results = [self._result_from_ctl(i, collect_map and i == completed - 1) for i in range(completed)]
+        if b.done:
+            return results
+        # the runner is gone
+        self.runner_pid = 0
+        if self.ctl.retired and not b.timed_out:
+            self.runner_retirements += 1
+            return results
+        outcome, sig, code = outcome_from_status(b.status, bool(b.timed_out))
+        if self.ctl.error_code:
+            outcome = Outcome.ERROR
+        res = ExecResult(outcome, sig, code, exec_us=b.wall_ns / 1000)
+        if self.ctl.error_code:
+            res.detail = f"{RUNNER_ERRORS.get(self.ctl.error_code, '')}: {self._error_detail()}"
+        if collect_map:
+            res.coverage = self.map.snapshot()
+        return results + [res]
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self, "ctl_shm", None) is not None:
+            self.ctl_shm.close()

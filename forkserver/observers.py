@@ -1,0 +1,57 @@
+"""Observers read what a run left behind: MapObserver reads the AFL-style coverage map."""
+import zlib
+
+import numpy as np
+
+# AFL hit-count buckets: 0, 1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128-255
+BUCKETS = np.zeros(256, dtype=np.uint8)
+BUCKETS[1], BUCKETS[2], BUCKETS[3] = 1, 2, 4
+BUCKETS[4:8], BUCKETS[8:16], BUCKETS[16:32], BUCKETS[32:128], BUCKETS[128:] = 8, 16, 32, 64, 128
+
+
+class MapObserver:
+    """A view of the first map_size bytes of a coverage map in shared memory."""
+
+    def __init__(self, array: np.ndarray, map_size: int):
+        self.raw = array
+        self.map_size = map_size
+        self.view = array[:map_size]
+
+    def resize(self, map_size: int) -> None:
+        self.map_size = map_size
+        self.view = self.raw[:map_size]
+
+    def clear(self) -> None:
+        self.view[:] = 0
+
+    def snapshot(self) -> "CoverageMap":
+        """Copies the current map out of shared memory."""
+        return CoverageMap(self.view.copy())
+
+
+class CoverageMap:
+    """One run's coverage: raw hit counts plus the derived views fuzzers use."""
+
+    def __init__(self, counts: np.ndarray):
+        self.counts = counts
+
+    @property
+    def edge_ids(self) -> np.ndarray:
+        """Indices of hit map bytes. Index 0 is the runtime's "I ran" byte, not an edge."""
+        idx = np.flatnonzero(self.counts)
+        return idx[idx > 0]
+
+    @property
+    def edges(self) -> int:
+        return int(self.edge_ids.size)
+
+    def buckets(self) -> np.ndarray:
+        return BUCKETS[self.counts]
+
+    @property
+    def hash(self) -> int:
+        """zlib crc32 of the hit indices (u32 LE) then their buckets; the runtime computes
+        the same value in C for batched runs."""
+        idx = np.flatnonzero(self.counts)
+        crc = zlib.crc32(idx.astype("<u4").tobytes())
+        return zlib.crc32(BUCKETS[self.counts[idx]].tobytes(), crc)
