@@ -116,7 +116,8 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
             _run([compiler, "-c", "-O2", "-g", include, *coverage_flags(cc), *extra_flags, str(src), "-o", str(obj)])
             objects.append(obj)
         linker = _cxx_for(cc) if cxx else cc
-        link = [linker, *map(str, objects), "-pthread", "-lm", "-o", str(output)]
+        # bind every symbol at start-up: lazy binding would write the GOT during inputs
+        link = [linker, *map(str, objects), "-pthread", "-lm", "-Wl,-z,relro,-z,now", "-o", str(output)]
         if not libfuzzer:
             link.insert(1, "-Wl,--wrap=main")
         _run(link + list(extra_flags))
@@ -138,7 +139,7 @@ def build_cached(source: Path, cc: str | None = None) -> Path:
     cc = pick_compiler(cc)
     root = csrc_dir()
     runtime_files = sorted(p for p in root.rglob("*") if p.suffix in (".c", ".h"))
-    key = _digest([source, *runtime_files], cc)
+    key = _digest([source, Path(__file__), *runtime_files], cc)  # build flags live in this file
     out = SETTINGS.cache_dir / "builds" / f"{source.stem}-{key}"
     if not out.exists():
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")

@@ -75,7 +75,9 @@
 #define FS_BACKEND_FULL_COPY 4
 #define FS_BACKEND_COUNT 5
 
-/* orchestrator -> server: fork a runner (the AFL per-exec word is 0 or 1; this is distinct) */
+/* orchestrator -> server: fork a runner, which answers FS_MSG_READY (its pid in the
+ * control block) unless the server answers FS_MSG_RUNNER_DIED first. The AFL per-exec
+ * word is 0 or 1; this is distinct. */
 #define FS_CMD_NEW_RUNNER 1179795458
 /* orchestrator -> runner: run the batch described in the control block */
 #define FS_CMD_RUN 1179795459

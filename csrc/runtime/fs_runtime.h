@@ -46,6 +46,7 @@ struct fs_region {
     uintptr_t start, end;
     int prot;
     int is_stack;
+    int compare_always;      /* mprotect backend: never protected, compared in full */
     unsigned char *copy;     /* contents at snapshot time */
     unsigned char *written;  /* mprotect backend: one byte per page, 1 once written */
     char name[64];
@@ -102,6 +103,7 @@ struct fs_snapshot {
     uintptr_t brk_now;           /* program break as the watch last saw it */
     const struct fs_tracker *tracker;
     int track_kernel_writes;     /* mprotect backend: announce kernel writes */
+    uintptr_t rseq_start, rseq_end; /* the kernel's rseq area: it writes there, we must not */
 };
 
 /* Everything the runtime mutates after init. */
@@ -169,6 +171,7 @@ int fs_maps_read(struct fs_map_entry *out, int max);
 
 /* syscall_watch.c */
 int fs_syscall_watch_install(int track_kernel_writes, char *err, size_t errlen);
+void fs_note_thread_start(void);
 long fs_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 
 /* track_*.c: dirty-page tracking backends */

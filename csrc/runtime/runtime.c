@@ -6,7 +6,9 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "forkserver.h"
@@ -81,3 +83,16 @@ void _exit(int status) {
 }
 
 void _Exit(int status) { _exit(status); }
+
+/* Threads started inside a snapshot iteration cannot be rolled back. libc blocks every
+ * signal around its clone(), so the syscall watch could only kill the runner there:
+ * catch pthread_create first, refuse it, and report the iteration as such. */
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg) {
+    if (fs_st && fs_st->is_runner && fs_st->in_iteration) {
+        fs_note_thread_start();
+        return EAGAIN;
+    }
+    static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    if (!real) real = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))dlsym(RTLD_NEXT, "pthread_create");
+    return real(thread, attr, start, arg);
+}

@@ -245,7 +245,8 @@ static void server_loop(void) {
                 become_runner();
                 return;
             }
-            write_u32(FS_FORKSRV_ST_FD, (uint32_t)runner);
+            /* no pid message: the runner may already be writing FS_MSG_READY (its pid
+             * is in the control block); the server speaks again only when it dies */
             while (waitpid(runner, &status, 0) < 0 && errno == EINTR) {}
             uint32_t msg[2] = {FS_MSG_RUNNER_DIED, (uint32_t)status};
             if (write(FS_FORKSRV_ST_FD, msg, sizeof msg) != sizeof msg) die_exit(0);

@@ -16,6 +16,17 @@
 
 #define SNAP (&fs_st->snap)
 
+/* glibc (2.35+) registers the main thread's rseq area at thread pointer + __rseq_offset */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+static void find_rseq_area(struct fs_snapshot *s) {
+    s->rseq_start = s->rseq_end = 0;
+    if (&__rseq_size == NULL || &__rseq_offset == NULL || __rseq_size == 0) return;
+    s->rseq_start = (uintptr_t)__builtin_thread_pointer() + (uintptr_t)__rseq_offset;
+    s->rseq_end = s->rseq_start + (__rseq_size < 32 ? 32 : __rseq_size);
+}
+
 static long sys(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
 
 struct fs_region *fs_snapshot_find_region(uintptr_t addr) {
@@ -62,9 +73,40 @@ static void exclude(const void *start, size_t len) {
     s->excluded_count++;
 }
 
-static int is_restorable(const struct fs_map_entry *e) {
-    return e->priv && (e->prot & PROT_WRITE) && (e->prot & PROT_READ) &&
-           strcmp(e->name, "[vsyscall]") != 0 && !is_excluded(e->start, e->end);
+static int is_candidate(const struct fs_map_entry *e) {
+    return e->priv && (e->prot & PROT_READ) && strcmp(e->name, "[vsyscall]") != 0;
+}
+
+/* The parts of a mapping outside the runtime's own memory. The kernel merges adjacent
+ * anonymous mappings, so one line of /proc/self/maps can hold both the program's
+ * memory (say, the main thread's TLS) and ours: split it, never skip it whole. */
+static int restorable_pieces(const struct fs_map_entry *e, struct fs_mapping_change *out, int max) {
+    struct fs_snapshot *s = SNAP;
+    int n = 0;
+    uintptr_t cur = e->start;
+    while (cur < e->end && n < max) {
+        uintptr_t next_cut = e->end, resume = e->end;
+        for (int i = 0; i < s->excluded_count; i++) {
+            struct fs_mapping_change *x = &s->excluded[i];
+            if (x->end <= cur || x->start >= e->end) continue;
+            if (x->start <= cur) { /* cur lies inside an excluded range: skip past it */
+                next_cut = cur;
+                resume = x->end < resume ? x->end : resume;
+            } else if (x->start < next_cut) {
+                next_cut = x->start;
+                resume = x->end;
+            }
+        }
+        if (next_cut > cur) {
+            out[n].start = cur;
+            out[n].end = next_cut;
+            out[n].prot = e->prot;
+            n++;
+        }
+        if (resume <= cur) break;
+        cur = resume;
+    }
+    return n;
 }
 
 static int record_fds(char *err, size_t errlen) {
@@ -130,22 +172,33 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     }
     size_t total = 0, pages = 0;
     s->region_count = 0;
+    find_rseq_area(s);
     for (int i = 0; i < s->layout_count; i++) {
         struct fs_map_entry *e = &s->layout[i];
-        if (!is_restorable(e)) continue;
-        if (s->region_count >= FS_MAX_REGIONS) {
-            snprintf(err, errlen, "more than %d writable mappings", FS_MAX_REGIONS);
-            return -1;
+        if (!is_candidate(e) || !(e->prot & PROT_WRITE)) continue;
+        struct fs_mapping_change pieces[8];
+        int npieces = restorable_pieces(e, pieces, 8);
+        for (int k = 0; k < npieces; k++) {
+            if (s->region_count >= FS_MAX_REGIONS) {
+                snprintf(err, errlen, "more than %d writable mappings", FS_MAX_REGIONS);
+                return -1;
+            }
+            struct fs_region *r = &s->regions[s->region_count++];
+            r->start = pieces[k].start;
+            r->end = pieces[k].end;
+            r->prot = e->prot;
+            r->is_stack = strcmp(e->name, "[stack]") == 0;
+            r->compare_always = r->is_stack || (s->rseq_start < r->end && r->start < s->rseq_end);
+            snprintf(r->name, sizeof r->name, "%s", e->name[0] ? e->name : "[anon]");
+            total += r->end - r->start;
+            pages += (r->end - r->start) / FS_PAGE_SIZE;
         }
-        struct fs_region *r = &s->regions[s->region_count++];
-        r->start = e->start;
-        r->end = e->end;
-        r->prot = e->prot;
-        r->is_stack = strcmp(e->name, "[stack]") == 0;
-        snprintf(r->name, sizeof r->name, "%s", e->name[0] ? e->name : "[anon]");
-        total += e->end - e->start;
-        pages += (e->end - e->start) / FS_PAGE_SIZE;
     }
+    for (int i = 0; i < s->excluded_count; i++)
+        FS_DEBUG("excluded %#lx-%#lx", (unsigned long)s->excluded[i].start, (unsigned long)s->excluded[i].end);
+    for (int i = 0; i < s->region_count; i++)
+        FS_DEBUG("region %#lx-%#lx %s", (unsigned long)s->regions[i].start, (unsigned long)s->regions[i].end,
+                 s->regions[i].name);
     /* One bookkeeping mapping: contents, per-page marks, the dirty list, the scan vector. */
     size_t marks = (pages + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
     size_t list = (pages * sizeof(uintptr_t) + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
@@ -178,7 +231,8 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     for (int t = 0; t < 3; t++) getitimer(t, &s->timers[t]);
     fegetenv(&s->fenv);
     stack_t ss = {.ss_sp = fs_st->signal_stack, .ss_size = FS_ALT_STACK_SIZE, .ss_flags = 0};
-    sigaltstack(&ss, NULL);
+    if (sigaltstack(&ss, NULL)) FS_PWARN("sigaltstack");
+    FS_DEBUG("signal stack %p-%p", (void *)fs_st->signal_stack, (void *)(fs_st->signal_stack + FS_ALT_STACK_SIZE));
 
     if (s->tracker->start(s, err, errlen)) return -1;
     add_kept_fd(s->uffd);
@@ -195,11 +249,28 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
 }
 
 static void restore_range(uintptr_t start, uintptr_t end) {
+    struct fs_snapshot *s = SNAP;
     struct fs_region *r = fs_snapshot_find_region(start);
     if (!r) return;
     if (end > r->end) end = r->end;
+    unsigned char rseq[64];
+    size_t rseq_len = s->rseq_end - s->rseq_start;
+    int keep_rseq = s->rseq_start < end && start < s->rseq_end && rseq_len <= sizeof rseq;
+    if (keep_rseq) memcpy(rseq, (void *)s->rseq_start, rseq_len);
     memcpy((void *)start, r->copy + (start - r->start), end - start);
-    SNAP->dirty_pages += (end - start) / FS_PAGE_SIZE;
+    if (keep_rseq) memcpy((void *)s->rseq_start, rseq, rseq_len);
+    s->dirty_pages += (end - start) / FS_PAGE_SIZE;
+}
+
+/* Compares one page with the snapshot, leaving out the kernel-owned rseq bytes. */
+static int page_matches(struct fs_region *r, uintptr_t p) {
+    struct fs_snapshot *s = SNAP;
+    const unsigned char *copy = r->copy + (p - r->start);
+    if (!(s->rseq_start < p + FS_PAGE_SIZE && p < s->rseq_end))
+        return memcmp((void *)p, copy, FS_PAGE_SIZE) == 0;
+    size_t a = s->rseq_start > p ? s->rseq_start - p : 0;
+    size_t b = s->rseq_end < p + FS_PAGE_SIZE ? s->rseq_end - p : FS_PAGE_SIZE;
+    return memcmp((void *)p, copy, a) == 0 && memcmp((void *)(p + b), copy + b, FS_PAGE_SIZE - b) == 0;
 }
 
 static void restore_fds(void) {
@@ -255,7 +326,7 @@ int fs_snapshot_verify(char *err, size_t errlen) {
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         for (uintptr_t p = r->start; p < r->end; p += FS_PAGE_SIZE)
-            if (memcmp((void *)p, r->copy + (p - r->start), FS_PAGE_SIZE) != 0) {
+            if (!page_matches(r, p)) {
                 snprintf(err, errlen, "region %s (%#lx-%#lx): page %#lx differs from the snapshot",
                          r->name, (unsigned long)r->start, (unsigned long)r->end, (unsigned long)p);
                 return -1;
@@ -267,24 +338,37 @@ int fs_snapshot_verify(char *err, size_t errlen) {
                  (unsigned long)s->brk_start);
         return -1;
     }
+    /* The layout: every region still mapped with its protection (the mprotect backend
+     * keeps clean pages read-only), and no writable private memory outside the regions. */
     struct fs_map_entry *now = fs_st->maps_scratch;
     int n = fs_maps_read(now, FS_MAX_MAP_ENTRIES);
-    int restorable = 0;
-    for (int i = 0; i < n; i++) {
-        if (!is_restorable(&now[i])) continue;
-        restorable++;
-        struct fs_region *r = fs_snapshot_find_region(now[i].end - 1);
-        int same = r && now[i].end == r->end && now[i].prot == r->prot &&
-                   (now[i].start == r->start || (r->is_stack && now[i].start < r->start));
-        if (!same) {
-            snprintf(err, errlen, "mapping %#lx-%#lx %s is not as in the snapshot", (unsigned long)now[i].start,
-                     (unsigned long)now[i].end, now[i].name);
+    int prot_mask = s->backend == FS_BACKEND_MPROTECT ? ~PROT_WRITE : ~0;
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        uintptr_t covered = r->start;
+        for (int k = 0; k < n && covered < r->end; k++)
+            if (now[k].start <= covered && now[k].end > covered && (now[k].prot & prot_mask) == (r->prot & prot_mask))
+                covered = now[k].end;
+        if (covered < r->end) {
+            snprintf(err, errlen, "region %s (%#lx-%#lx) is no longer mapped as in the snapshot at %#lx", r->name,
+                     (unsigned long)r->start, (unsigned long)r->end, (unsigned long)covered);
             return -1;
         }
     }
-    if (restorable != s->region_count) {
-        snprintf(err, errlen, "%d writable mappings, the snapshot had %d", restorable, s->region_count);
-        return -1;
+    for (int k = 0; k < n; k++) {
+        if (!is_candidate(&now[k]) || !(now[k].prot & PROT_WRITE)) continue;
+        struct fs_mapping_change pieces[8];
+        int npieces = restorable_pieces(&now[k], pieces, 8);
+        for (int j = 0; j < npieces; j++)
+            for (uintptr_t p = pieces[j].start; p < pieces[j].end; p += FS_PAGE_SIZE) {
+                struct fs_region *r = fs_snapshot_find_region(p);
+                if (!r && strcmp(now[k].name, "[stack]") != 0) {
+                    snprintf(err, errlen, "writable memory at %#lx (%s) was not there at the snapshot",
+                             (unsigned long)p, now[k].name[0] ? now[k].name : "[anon]");
+                    return -1;
+                }
+                if (r) p = r->end - FS_PAGE_SIZE;
+            }
     }
     return 0;
 }

@@ -30,7 +30,7 @@ extern char fs_raw_syscall_insn[];
 
 static const int always_trapped[] = {
     SYS_mmap, SYS_mprotect, SYS_munmap, SYS_brk, SYS_rt_sigaction, SYS_mremap,
-    SYS_setitimer, SYS_alarm, SYS_clone3, SYS_close_range, SYS_timer_create,
+    SYS_setitimer, SYS_alarm, SYS_close_range, SYS_timer_create,
 };
 
 /* The calls through which the kernel writes into the caller's memory. */
@@ -196,13 +196,8 @@ static long handle(long nr, long *a) {
         fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "timer_create() after the snapshot");
         break;
     case SYS_clone:
-        s->threads_started = 1;
-        fs_snapshot_retire(FS_ERR_THREAD_STARTED,
-                           "a thread was started after the snapshot; start threads before FORKSERVER_INIT() "
-                           "or use --mode fork");
+        fs_note_thread_start();
         return -EAGAIN;
-    case SYS_clone3:
-        return -ENOSYS; /* libc falls back to clone(), whose flags the filter can read */
     case SYS_close:
         fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "closed fd %ld, which was open at the snapshot", a[0]);
         break;
@@ -276,13 +271,17 @@ int fs_syscall_watch_install(int with_kernel_writes, char *err, size_t errlen) {
     emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(allowed_ip >> 32), 0, 1));
     emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
     emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)));
+    /* clone3 hides its flags from the filter: refuse it, and libc falls back to clone() */
+    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1));
+    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS));
     for (size_t i = 0; i < sizeof always_trapped / sizeof always_trapped[0]; i++) trap_if_nr(&f, always_trapped[i]);
     if (with_kernel_writes)
         for (size_t i = 0; i < sizeof kernel_writers / sizeof kernel_writers[0]; i++) trap_if_nr(&f, kernel_writers[i]);
     trap_if_fd_arg(&f, SYS_close, 0);
     trap_if_fd_arg(&f, SYS_dup2, 1);
     trap_if_fd_arg(&f, SYS_dup3, 1);
-    /* clone() of a thread (CLONE_THREAD); plain fork()s stay allowed */
+    /* clone() of a thread (CLONE_THREAD); plain fork()s stay allowed. Code that blocks
+     * SIGSYS around clone (libc's own helpers) dies of SIGSYS here: see pthread_create. */
     emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3));
     emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0)));
     emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1));
@@ -306,4 +305,11 @@ int fs_syscall_watch_install(int with_kernel_writes, char *err, size_t errlen) {
         return -1;
     }
     return 0;
+}
+
+void fs_note_thread_start(void) {
+    SNAP->threads_started = 1;
+    fs_snapshot_retire(FS_ERR_THREAD_STARTED,
+                       "a thread was started after the snapshot; start threads before FORKSERVER_INIT() "
+                       "or use --mode fork");
 }

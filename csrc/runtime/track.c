@@ -132,13 +132,14 @@ static int soft_dirty_collect(struct fs_snapshot *s, void (*restore_range)(uintp
 }
 
 /* ---- mprotect: writable ranges read-only, record pages in a SIGSEGV handler ----
- * The stack stays writable and is compared in full: the kernel pushes signal frames
- * onto it, and it is small. Kernel writes into protected pages are announced by the
+ * The stack and the mapping that holds the kernel's rseq area stay writable and are
+ * compared in full: the kernel writes there on its own (signal frames, rseq cpu ids),
+ * and both are small. Kernel writes into protected pages are announced by the
  * syscall watch (note_kernel_write) before the syscall runs. */
 
 static int track_page(struct fs_snapshot *s, uintptr_t addr) {
     struct fs_region *r = fs_snapshot_find_region(addr);
-    if (!r || r->is_stack) return 0;
+    if (!r || r->compare_always) return 0;
     uintptr_t page = addr & ~(PAGE - 1);
     unsigned char *mark = &r->written[(page - r->start) / PAGE];
     if (*mark) return 0; /* already writable: not ours to handle */
@@ -164,7 +165,7 @@ static void segv_handler(int sig, siginfo_t *info, void *uctx) {
 }
 
 static int mprotect_arm_region(struct fs_region *r) {
-    if (r->is_stack) return 0;
+    if (r->compare_always) return 0;
     return (int)sys(SYS_mprotect, (long)r->start, (long)(r->end - r->start), r->prot & ~PROT_WRITE);
 }
 
@@ -195,7 +196,7 @@ static int mprotect_collect(struct fs_snapshot *s, void (*restore_range)(uintptr
     }
     s->dirty_count = 0;
     for (int i = 0; i < s->region_count; i++)
-        if (s->regions[i].is_stack) collect_by_compare(&s->regions[i], restore_range);
+        if (s->regions[i].compare_always) collect_by_compare(&s->regions[i], restore_range);
     s->user_segv_set = 0;
     return 0;
 }

@@ -33,6 +33,7 @@ class ExecResult:
     coverage: CoverageMap | None = None
     runner_hash: int | None = None  # map hash computed by the runtime (batched runs)
     detail: str = ""
+    thread_started: bool = False    # snapshot mode refused a thread started by this input
 
     @property
     def edges(self) -> int | None:

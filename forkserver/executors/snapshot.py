@@ -81,8 +81,9 @@ class SnapshotExecutor(ForkExecutor):
     def _start_runner(self) -> None:
         ctl_w, _ = self._server_fds()
         check(lib.fs_host_write_u32(ctl_w, lib.FS_CMD_NEW_RUNNER), "starting a runner")
-        self.runner_pid = self._read_u32(SETTINGS.init_timeout_ms)
+        self.ctl.runner_pid = 0
         msg = self._read_u32(SETTINGS.init_timeout_ms)
+        self.runner_pid = self.ctl.runner_pid
         if msg == lib.FS_MSG_RUNNER_DIED:
             status = self._read_u32(SETTINGS.init_timeout_ms)
             self._raise_runner_start_error(status)
@@ -132,7 +133,8 @@ class SnapshotExecutor(ForkExecutor):
             res.outcome = Outcome.ERROR
             kind = (lib.FS_ERR_THREAD_STARTED if r.flags & lib.FS_RESULT_THREAD_STARTED else
                     lib.FS_ERR_VERIFY_MISMATCH if r.flags & lib.FS_RESULT_VERIFY_FAILED else lib.FS_ERR_RESTORE_FAILED)
-            res.detail = f"{RUNNER_ERRORS[kind]}: {self._error_detail()}"
+            res.detail = self._error_detail() or RUNNER_ERRORS[kind]
+            res.thread_started = bool(r.flags & lib.FS_RESULT_THREAD_STARTED)
         return res
 
     def _fits(self, inputs: list[bytes]) -> int:

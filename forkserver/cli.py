@@ -1,0 +1,215 @@
+"""The `forkserver` command line."""
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import ForkserverError, UsageError
+
+HUMAN_BUCKET = [0, 1, 2, 3] + [4] * 4 + [5] * 8 + [6] * 16 + [7] * 96 + [8] * 128  # afl-showmap's scale
+
+
+def _split_target(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def _cpu(value: str | None) -> int | None:
+    if value in (None, "auto"):
+        return os.getpid() % (os.cpu_count() or 1)
+    if value == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--cpu takes a number, auto or none, not {value!r}") from None
+
+
+def _add_exec_options(p: argparse.ArgumentParser, modes: list[str]) -> None:
+    p.add_argument("--mode", default="auto", choices=modes, help="how to reset the target between inputs")
+    p.add_argument("--backend", default="auto", help="snapshot backend (see `forkserver doctor`)")
+    p.add_argument("-t", dest="timeout_ms", type=int, default=1000, metavar="MS", help="timeout per input")
+    p.add_argument("--cpu", default="auto", help="CPU to pin the orchestrator and target to (N, auto, none)")
+    p.add_argument("--verify-restore", action="store_true",
+                   help="snapshot mode: compare all restorable state with the snapshot after each input")
+
+
+def _target(command: list[str]):
+    from .target import Target
+
+    return Target.from_command(command)
+
+
+def cmd_run(args, command) -> int:
+    from .executors import make_executor
+    from .inputs import read_inputs
+
+    if args.repeat < 1:
+        raise UsageError("--repeat must be at least 1")
+    inputs = read_inputs(args.input)
+    target = _target(command)
+    executor = make_executor(args.mode, target, args.timeout_ms, args.backend, _cpu(args.cpu), args.verify_restore)
+    schedule = [i for _ in range(args.repeat) for i in range(len(inputs))]
+    if args.shuffle:
+        random.Random(args.seed).shuffle(schedule)
+    with executor:
+        t0 = time.perf_counter()
+        if args.batch > 1:
+            results = executor.run_batch([inputs[i][1] for i in schedule])
+        else:
+            results = [executor.run(inputs[i][1]) for i in schedule]
+        seconds = time.perf_counter() - t0
+    target.cleanup()
+    out = {
+        "mode": executor.mode,
+        "backend": executor.backend if executor.mode == "snapshot" else None,
+        "target": str(target.path),
+        "execs": len(results),
+        "seconds": round(seconds, 6),
+        "execs_per_sec": round(len(results) / seconds, 1) if seconds > 0 else None,
+        "results": [r.as_json(inputs[i][0]) for i, r in zip(schedule, results)],
+    }
+    if args.json:
+        print(json.dumps(out, indent=None if len(results) > 50 else 2))
+    else:
+        for row in out["results"]:
+            how = f"signal {row['signal']}" if row["signal"] else f"exit {row['exit_code']}"
+            extra = f" dirty={row['dirty_pages']} restore={row.get('restore_us')}us" if row["dirty_pages"] is not None else ""
+            print(f"{row['input']:<24} {row['outcome']:<8} {how:<10} edges={row['edges']} "
+                  f"hash={row['map_hash']} {row['exec_us']}us{extra}" + (f"  {row['detail']}" if "detail" in row else ""))
+        print(f"{out['execs']} execs in {out['seconds']:.3f}s: {out['execs_per_sec']} exec/s "
+              f"({out['mode']}{', ' + out['backend'] if out['backend'] else ''})")
+    return 0
+
+
+def cmd_showmap(args, command) -> int:
+    from .executors import make_executor
+    from .inputs import read_inputs
+
+    (name, data), = read_inputs(args.input)[:1]
+    target = _target(command)
+    with make_executor(args.mode, target, args.timeout_ms, args.backend, _cpu(args.cpu)) as executor:
+        result = executor.run(data)
+    target.cleanup()
+    counts = result.coverage.counts
+    lines = [f"{i:06d}:{HUMAN_BUCKET[counts[i]]}" for i in result.coverage.edge_ids]
+    text = "\n".join(lines) + ("\n" if lines else "")
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    print(f"{len(lines)} edges, outcome {result.outcome.value}", file=sys.stderr)
+    return 0 if result.outcome.value == "ok" else 2
+
+
+def cmd_build(args, extra) -> int:
+    from .build import build
+
+    out = build([Path(s) for s in args.sources], Path(args.output), args.cc, extra)
+    print(out)
+    return 0
+
+
+def cmd_doctor(args, _command) -> int:
+    from .doctor import report
+
+    rep = report()
+    if args.json:
+        print(json.dumps(rep, indent=2))
+        return 0
+    print(f"kernel {rep['kernel']} ({rep['machine']})")
+    for name, b in rep["backends"].items():
+        print(f"  {name:<13} {'yes' if b['available'] else 'no ':<4} {b['reason']}")
+    print(f"auto picks: {rep['auto_backend']}")
+    for cc, ver in rep["compilers"].items():
+        print(f"{cc}: {ver or 'not installed'}")
+    print(f"afl-fuzz: {rep['afl_fuzz'] or 'not installed (apt-get install afl++)'}")
+    return 0
+
+
+def cmd_inspect(args, _command) -> int:
+    from .inspect import inspect_binary
+
+    info = inspect_binary(args.binary)
+    if args.json:
+        print(json.dumps(info.as_dict(), indent=2))
+    else:
+        for key, value in info.as_dict().items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_bench(args, command) -> int:
+    from .bench import cli_bench
+
+    return cli_bench(args, command)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from .executors import MODES
+
+    parser = argparse.ArgumentParser(prog="forkserver", description="fork-server snapshot engine for fuzzing")
+    parser.add_argument("--version", action="version", version=f"forkserver {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run inputs through a target and report outcomes")
+    _add_exec_options(p, MODES)
+    p.add_argument("-i", dest="input", required=True, help="input file or directory")
+    p.add_argument("--repeat", type=int, default=1, help="run the inputs N times")
+    p.add_argument("--shuffle", action="store_true", help="shuffle the repeated schedule")
+    p.add_argument("--seed", type=int, default=0, help="seed for --shuffle")
+    p.add_argument("--batch", type=int, default=1, help="snapshot mode: inputs per wake-up (maps not kept)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("showmap", help="print the coverage of one input like afl-showmap")
+    _add_exec_options(p, MODES)
+    p.add_argument("-i", dest="input", required=True, help="input file")
+    p.add_argument("-o", dest="output", help="write the map here instead of stdout")
+    p.set_defaults(func=cmd_showmap)
+
+    p = sub.add_parser("build", help="compile a harness with the runtime and coverage")
+    p.add_argument("sources", nargs="+")
+    p.add_argument("-o", dest="output", required=True)
+    p.add_argument("--cc", choices=["clang", "gcc"], default=None)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("doctor", help="which snapshot backends and tools work here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("inspect", help="what a binary carries (runtime, markers, coverage)")
+    p.add_argument("binary")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+    from .bench import add_bench_parser
+
+    add_bench_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, command = _split_target(argv)
+    parser = make_parser()
+    try:
+        args = parser.parse_args(own)
+        return args.func(args, command)
+    except ForkserverError as exc:
+        print(f"forkserver: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
