@@ -54,9 +54,7 @@ struct fs_region {
 
 struct fs_saved_fd {
     int fd;
-    int saved_dup;           /* a duplicate that keeps the open file description */
-    int fd_flags;            /* FD_CLOEXEC */
-    long long offset;        /* -1 when not seekable */
+    long long offset;        /* -1 when not seekable, or the runtime's own */
 };
 
 struct fs_mapping_change { uintptr_t start, end; int prot; };
@@ -89,6 +87,9 @@ struct fs_snapshot {
     int new_mapping_count;
     struct fs_mapping_change reprotected[FS_MAX_NEW_MAPPINGS];
     int reprotected_count;
+    int new_fds[FS_MAX_FDS];     /* fds created since the snapshot (the syscall watch logs them) */
+    int new_fd_count;
+    int fds_need_sweep;          /* an fd appeared in a way not logged: close every non-snapshot fd */
     uint64_t changed_signals;    /* bit n: handler of signal n changed */
     int timers_changed;
     int retire_reason;           /* FS_ERR_* that makes the runner retire after this input */
@@ -103,6 +104,9 @@ struct fs_snapshot {
     uintptr_t brk_now;           /* program break as the watch last saw it */
     const struct fs_tracker *tracker;
     int track_kernel_writes;     /* mprotect backend: announce kernel writes */
+    int watch_fds;               /* the watch logs new fds */
+    struct fs_mapping_change scan_ranges[FS_MAX_REGIONS]; /* pagemap-scan: one walk each */
+    int scan_range_count;
     uintptr_t rseq_start, rseq_end; /* the kernel's rseq area: it writes there, we must not */
 };
 
@@ -121,6 +125,7 @@ struct fs_state {
     const unsigned char *input;    /* current input (snapshot batch or shm) */
     size_t input_len;
     int input_fd;               /* writable fd for materialising @@ inputs */
+    size_t materialised_len;    /* length of the input last written there */
     unsigned batch_index;
     char *alt_stack;            /* restore runs here, off the stack it restores */
     char *signal_stack;
@@ -163,7 +168,10 @@ int fs_snapshot_take(int backend, char *err, size_t errlen);
 int fs_snapshot_restore(char *err, size_t errlen);
 int fs_snapshot_verify(char *err, size_t errlen);
 struct fs_region *fs_snapshot_find_region(uintptr_t addr);
+/* Copies one page back from the snapshot: 1 when it differed, 0 when it already matched. */
+int fs_snapshot_restore_page(uintptr_t page);
 int fs_snapshot_overlaps_layout(uintptr_t start, uintptr_t end);
+int fs_snapshot_fd_index(long fd);
 void fs_snapshot_retire(int reason, const char *fmt, ...);
 
 /* maps.c */
@@ -179,8 +187,9 @@ struct fs_tracker {
     const char *name;
     int (*probe)(char *reason, size_t len);
     int (*start)(struct fs_snapshot *s, char *err, size_t errlen);
-    /* Calls restore_range for every range written since the last call, then re-arms. */
-    int (*collect)(struct fs_snapshot *s, void (*restore_range)(uintptr_t, uintptr_t));
+    /* Calls fs_snapshot_restore_page for every page written since the last call, then
+     * re-arms tracking. */
+    int (*collect)(struct fs_snapshot *s);
     /* mprotect backend only: the kernel is about to write [addr, addr+len). */
     void (*note_kernel_write)(struct fs_snapshot *s, uintptr_t addr, size_t len);
     /* mprotect backend only: the harness changes protection of [start, end). */

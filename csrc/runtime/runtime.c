@@ -36,7 +36,7 @@ uint64_t fs_now_ns(void) {
  * see without us. */
 int fs_move_fd_high(int fd) {
     if (fd < 0) return fd;
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 200);
     if (high < 0) return fd;
     close(fd);
     return high;

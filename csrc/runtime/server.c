@@ -30,16 +30,20 @@ static void die_exit(int code) { for (;;) fs_raw_syscall(231 /* exit_group */, c
 
 /* ---- input delivery ---- */
 
+/* Writes the input where the harness reads it. The runner is the file's only writer,
+ * so it truncates only when the file must shrink (ftruncate is not cheap). */
+static void write_input_file(int fd, const unsigned char *data, size_t len) {
+    int shrink = !fs_st->is_runner || len < fs_st->materialised_len;
+    if (pwrite(fd, data, len, 0) != (ssize_t)len || (shrink && ftruncate(fd, (off_t)len) != 0))
+        FS_PWARN("cannot write the input to fd %d", fd);
+    fs_st->materialised_len = len;
+}
+
 static void materialise_input(const unsigned char *data, size_t len) {
     struct fs_config *cfg = &fs_st->cfg;
-    if (cfg->input_file && fs_st->input_fd >= 0) {
-        if (pwrite(fs_st->input_fd, data, len, 0) != (ssize_t)len ||
-            ftruncate(fs_st->input_fd, (off_t)len) != 0)
-            FS_PWARN("cannot write the input to %s", cfg->input_file);
-    }
+    if (cfg->input_file && fs_st->input_fd >= 0) write_input_file(fs_st->input_fd, data, len);
     if (cfg->input_stdin) {
-        if (pwrite(0, data, len, 0) != (ssize_t)len || ftruncate(0, (off_t)len) != 0)
-            FS_PWARN("cannot write the input to stdin (it must be a regular file)");
+        write_input_file(0, data, len);
         lseek(0, 0, SEEK_SET);
     }
 }
@@ -192,6 +196,7 @@ static __attribute__((noinline)) void snapshot_and_begin(void) {
 
 static void become_runner(void) {
     fs_st->is_runner = 1;
+    fs_st->materialised_len = (size_t)-1;
     if (fs_st->ctl) {
         fs_st->ctl->runner_pid = (unsigned)getpid();
         fs_st->ctl->completed = 0;

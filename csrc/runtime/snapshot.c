@@ -49,6 +49,13 @@ int fs_snapshot_overlaps_layout(uintptr_t start, uintptr_t end) {
     return 0;
 }
 
+int fs_snapshot_fd_index(long fd) {
+    struct fs_snapshot *s = SNAP;
+    for (int i = 0; i < s->fd_count; i++)
+        if (s->fds[i].fd == fd) return i;
+    return -1;
+}
+
 void fs_snapshot_retire(int reason, const char *fmt, ...) {
     struct fs_snapshot *s = SNAP;
     if (s->retire_reason) return;
@@ -130,7 +137,7 @@ static int record_fds(char *err, size_t errlen) {
             if (fd == dir || s->fd_count >= FS_MAX_FDS) continue;
             struct fs_saved_fd *f = &s->fds[s->fd_count++];
             f->fd = fd;
-            f->offset = sys(SYS_lseek, fd, 0, SEEK_CUR);
+            f->offset = fd == fs_st->input_fd ? -1 : sys(SYS_lseek, fd, 0, SEEK_CUR);
             if (f->offset < 0) f->offset = -1;
         }
     }
@@ -239,6 +246,8 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     add_kept_fd(s->pagemap_fd);
     sort_fds();
     s->new_mapping_count = s->reprotected_count = 0;
+    s->new_fd_count = 0;
+    s->fds_need_sweep = 0;
     s->changed_signals = 0;
     s->timers_changed = 0;
     s->retire_reason = 0;
@@ -248,18 +257,20 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     return 0;
 }
 
-static void restore_range(uintptr_t start, uintptr_t end) {
+int fs_snapshot_restore_page(uintptr_t p) {
     struct fs_snapshot *s = SNAP;
-    struct fs_region *r = fs_snapshot_find_region(start);
-    if (!r) return;
-    if (end > r->end) end = r->end;
+    struct fs_region *r = fs_snapshot_find_region(p);
+    if (!r) return -1; /* heap above the snapshot's break, about to go */
+    const unsigned char *copy = r->copy + (p - r->start);
+    if (memcmp((void *)p, copy, FS_PAGE_SIZE) == 0) return 0;
     unsigned char rseq[64];
     size_t rseq_len = s->rseq_end - s->rseq_start;
-    int keep_rseq = s->rseq_start < end && start < s->rseq_end && rseq_len <= sizeof rseq;
+    int keep_rseq = s->rseq_start < p + FS_PAGE_SIZE && p < s->rseq_end && rseq_len <= sizeof rseq;
     if (keep_rseq) memcpy(rseq, (void *)s->rseq_start, rseq_len);
-    memcpy((void *)start, r->copy + (start - r->start), end - start);
+    memcpy((void *)p, copy, FS_PAGE_SIZE);
     if (keep_rseq) memcpy((void *)s->rseq_start, rseq, rseq_len);
-    s->dirty_pages += (end - start) / FS_PAGE_SIZE;
+    s->dirty_pages++;
+    return 1;
 }
 
 /* Compares one page with the snapshot, leaving out the kernel-owned rseq bytes. */
@@ -273,16 +284,30 @@ static int page_matches(struct fs_region *r, uintptr_t p) {
     return memcmp((void *)p, copy, a) == 0 && memcmp((void *)(p + b), copy + b, FS_PAGE_SIZE - b) == 0;
 }
 
-static void restore_fds(void) {
+static void close_all_but_snapshot_fds(void) {
     struct fs_snapshot *s = SNAP;
     unsigned int next = 0;
     for (int i = 0; i < s->fd_count; i++) {
         unsigned int fd = (unsigned int)s->fds[i].fd;
         if (fd > next) sys(SYS_close_range, next, fd - 1, 0);
         next = fd + 1;
-        if (s->fds[i].offset >= 0) sys(SYS_lseek, (long)fd, s->fds[i].offset, SEEK_SET);
     }
     sys(SYS_close_range, next, ~0u, 0);
+}
+
+/* Closes the fds opened since the snapshot (logged by the syscall watch; a full sweep
+ * when something was not logged) and rewinds the snapshot's seekable fds. */
+static void restore_fds(void) {
+    struct fs_snapshot *s = SNAP;
+    if (s->fds_need_sweep) {
+        close_all_but_snapshot_fds();
+        s->fds_need_sweep = 0;
+    } else {
+        for (int i = 0; i < s->new_fd_count; i++) sys(SYS_close, s->new_fds[i], 0, 0);
+    }
+    s->new_fd_count = 0;
+    for (int i = 0; i < s->fd_count; i++)
+        if (s->fds[i].offset >= 0) sys(SYS_lseek, s->fds[i].fd, s->fds[i].offset, SEEK_SET);
 }
 
 int fs_snapshot_restore(char *err, size_t errlen) {
@@ -299,7 +324,7 @@ int fs_snapshot_restore(char *err, size_t errlen) {
         sys(SYS_brk, (long)s->brk_start, 0, 0);
         s->brk_now = s->brk_start;
     }
-    if (s->tracker->collect(s, restore_range)) {
+    if (s->tracker->collect(s)) {
         snprintf(err, errlen, "the %s backend could not collect dirty pages", s->tracker->name);
         return -1;
     }

@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -31,6 +32,16 @@ extern char fs_raw_syscall_insn[];
 static const int always_trapped[] = {
     SYS_mmap, SYS_mprotect, SYS_munmap, SYS_brk, SYS_rt_sigaction, SYS_mremap,
     SYS_setitimer, SYS_alarm, SYS_close_range, SYS_timer_create,
+};
+
+/* The calls that create fds; their results are logged so a restore closes exactly those. */
+static const int fd_creators[] = {
+    SYS_open, SYS_openat, SYS_openat2, SYS_creat, SYS_socket, SYS_socketpair, SYS_pipe, SYS_pipe2,
+    SYS_dup, SYS_accept, SYS_accept4, SYS_eventfd, SYS_eventfd2, SYS_epoll_create, SYS_epoll_create1,
+    SYS_signalfd, SYS_signalfd4, SYS_timerfd_create, SYS_inotify_init, SYS_inotify_init1,
+    SYS_fanotify_init, SYS_memfd_create, SYS_userfaultfd, SYS_perf_event_open, SYS_pidfd_open,
+    SYS_pidfd_getfd, SYS_open_by_handle_at, SYS_mq_open, SYS_io_uring_setup, SYS_bpf, SYS_recvmmsg,
+    SYS_fsopen, SYS_fsmount, SYS_open_tree, SYS_fspick, SYS_memfd_secret, SYS_landlock_create_ruleset,
 };
 
 /* The calls through which the kernel writes into the caller's memory. */
@@ -104,6 +115,27 @@ static void note_kernel_writes(long nr, const long *a) {
     case SYS_getresuid: case SYS_getresgid: note(a[0], 4); note(a[1], 4); note(a[2], 4); break;
     case SYS_getgroups: note(a[1], (size_t)a[0] * 4); break;
     case SYS_futex: note(a[0], 4); break;
+    }
+}
+
+static void log_fd(long fd) {
+    struct fs_snapshot *s = SNAP;
+    if (fd < 0) return;
+    if (s->new_fd_count < FS_MAX_FDS) s->new_fds[s->new_fd_count++] = (int)fd;
+    else s->fds_need_sweep = 1;
+}
+
+static void log_new_fds(long nr, const long *a, long r) {
+    struct fs_snapshot *s = SNAP;
+    if (IS_ERR(r)) return;
+    switch (nr) {
+    case SYS_pipe: case SYS_pipe2: log_fd(((int *)a[0])[0]); log_fd(((int *)a[0])[1]); return;
+    case SYS_socketpair: log_fd(((int *)a[3])[0]); log_fd(((int *)a[3])[1]); return;
+    case SYS_dup2: case SYS_dup3: log_fd(a[1]); return;
+    case SYS_recvmsg: case SYS_recvmmsg: case SYS_bpf: case SYS_io_uring_setup:
+        s->fds_need_sweep = 1; /* fds passed or created in ways not worth parsing */
+        return;
+    default: log_fd(r);
     }
 }
 
@@ -202,7 +234,8 @@ static long handle(long nr, long *a) {
         fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "closed fd %ld, which was open at the snapshot", a[0]);
         break;
     case SYS_dup2: case SYS_dup3:
-        fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "replaced fd %ld, which was open at the snapshot", a[1]);
+        if (fs_snapshot_fd_index(a[1]) >= 0)
+            fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "replaced fd %ld, which was open at the snapshot", a[1]);
         break;
     case SYS_close_range:
         for (int i = 0; i < s->fd_count; i++)
@@ -210,7 +243,9 @@ static long handle(long nr, long *a) {
                 fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "close_range() over fds open at the snapshot");
         break;
     }
-    return fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    long r = fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (s->watch_fds) log_new_fds(nr, a, r);
+    return r;
 }
 
 static void sigsys_handler(int sig, siginfo_t *info, void *vctx) {
@@ -260,6 +295,7 @@ int fs_syscall_watch_install(int with_kernel_writes, char *err, size_t errlen) {
     static struct filter f; /* only read while installing */
     f.n = 0;
     SNAP->track_kernel_writes = with_kernel_writes;
+    SNAP->watch_fds = 1;
     uintptr_t allowed_ip = (uintptr_t)fs_raw_syscall_insn + 2; /* the address after `syscall` */
 
     emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
@@ -277,9 +313,17 @@ int fs_syscall_watch_install(int with_kernel_writes, char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof always_trapped / sizeof always_trapped[0]; i++) trap_if_nr(&f, always_trapped[i]);
     if (with_kernel_writes)
         for (size_t i = 0; i < sizeof kernel_writers / sizeof kernel_writers[0]; i++) trap_if_nr(&f, kernel_writers[i]);
+    for (size_t i = 0; i < sizeof fd_creators / sizeof fd_creators[0]; i++) trap_if_nr(&f, fd_creators[i]);
+    trap_if_nr(&f, SYS_dup2);
+    trap_if_nr(&f, SYS_dup3);
+    /* fcntl(F_DUPFD / F_DUPFD_CLOEXEC) creates fds too */
+    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fcntl, 0, 5));
+    emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1)));
+    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD, 1, 0));
+    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD_CLOEXEC, 0, 1));
+    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP));
+    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
     trap_if_fd_arg(&f, SYS_close, 0);
-    trap_if_fd_arg(&f, SYS_dup2, 1);
-    trap_if_fd_arg(&f, SYS_dup3, 1);
     /* clone() of a thread (CLONE_THREAD); plain fork()s stay allowed. Code that blocks
      * SIGSYS around clone (libc's own helpers) dies of SIGSYS here: see pthread_create. */
     emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3));
