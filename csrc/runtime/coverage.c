@@ -61,9 +61,12 @@ void __sanitizer_cov_trace_pc_guard(uint32_t *guard) {
     fs_map[*guard] = c + (c == 0); /* never zero: a wrapped counter still counts as hit */
 }
 
-/* gcc's -fsanitize-coverage=trace-pc: the caller's address, hashed into a 64 KiB map. */
+extern const char __executable_start[];
+
+/* gcc's -fsanitize-coverage=trace-pc: the caller's address, relative to the program's
+ * load address (so that ASLR does not move it), hashed into a 64 KiB map. */
 void __sanitizer_cov_trace_pc(void) {
-    uintptr_t pc = (uintptr_t)__builtin_return_address(0);
+    uintptr_t pc = (uintptr_t)__builtin_return_address(0) - (uintptr_t)__executable_start;
     uint32_t idx = (uint32_t)((pc ^ (pc >> 16)) * 0x9e3779b1u) >> 16;
     unsigned char c = fs_map[idx] + 1;
     fs_map[idx] = c + (c == 0);

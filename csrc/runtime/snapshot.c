@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -223,7 +224,6 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
         struct fs_region *r = &s->regions[i];
         r->copy = book + off;
         r->written = book + total + mark_off;
-        memcpy(r->copy, (void *)r->start, r->end - r->start);
         off += r->end - r->start;
         mark_off += (r->end - r->start) / FS_PAGE_SIZE;
     }
@@ -241,7 +241,13 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     if (sigaltstack(&ss, NULL)) FS_PWARN("sigaltstack");
     FS_DEBUG("signal stack %p-%p", (void *)fs_st->signal_stack, (void *)(fs_st->signal_stack + FS_ALT_STACK_SIZE));
 
+    /* Track first, copy second: whatever runs in between (this function's own stack
+     * writes included) is then either in the copy or seen as written. */
     if (s->tracker->start(s, err, errlen)) return -1;
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        memcpy(r->copy, (void *)r->start, r->end - r->start);
+    }
     add_kept_fd(s->uffd);
     add_kept_fd(s->pagemap_fd);
     sort_fds();
@@ -362,6 +368,29 @@ int fs_snapshot_verify(char *err, size_t errlen) {
         snprintf(err, errlen, "program break is %#lx, snapshot had %#lx", (unsigned long)brk_now,
                  (unsigned long)s->brk_start);
         return -1;
+    }
+    /* The fds: exactly the snapshot's, nothing more, nothing less. */
+    int dir = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        char buf[4096];
+        int open_now = 0, missing_fd = -1;
+        long n;
+        while ((n = sys(SYS_getdents64, dir, (long)buf, sizeof buf)) > 0)
+            for (long off = 0; off < n;) {
+                struct dirent64 *d = (struct dirent64 *)(buf + off);
+                off += d->d_reclen;
+                if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+                int fd = atoi(d->d_name);
+                if (fd == dir) continue;
+                open_now++;
+                if (fs_snapshot_fd_index(fd) < 0 && missing_fd < 0) missing_fd = fd;
+            }
+        sys(SYS_close, dir, 0, 0);
+        if (missing_fd >= 0 || open_now != s->fd_count) {
+            snprintf(err, errlen, "%d fds open, the snapshot had %d%s", open_now, s->fd_count,
+                     missing_fd >= 0 ? " (one opened since is still open)" : " (one was closed)");
+            return -1;
+        }
     }
     /* The layout: every region still mapped with its protection (the mprotect backend
      * keeps clean pages read-only), and no writable private memory outside the regions. */

@@ -40,7 +40,7 @@ static const int fd_creators[] = {
     SYS_dup, SYS_accept, SYS_accept4, SYS_eventfd, SYS_eventfd2, SYS_epoll_create, SYS_epoll_create1,
     SYS_signalfd, SYS_signalfd4, SYS_timerfd_create, SYS_inotify_init, SYS_inotify_init1,
     SYS_fanotify_init, SYS_memfd_create, SYS_userfaultfd, SYS_perf_event_open, SYS_pidfd_open,
-    SYS_pidfd_getfd, SYS_open_by_handle_at, SYS_mq_open, SYS_io_uring_setup, SYS_bpf, SYS_recvmmsg,
+    SYS_pidfd_getfd, SYS_open_by_handle_at, SYS_mq_open, SYS_io_uring_setup, SYS_bpf, SYS_recvmsg, SYS_recvmmsg,
     SYS_fsopen, SYS_fsmount, SYS_open_tree, SYS_fspick, SYS_memfd_secret, SYS_landlock_create_ruleset,
 };
 
@@ -130,13 +130,20 @@ static void log_new_fds(long nr, const long *a, long r) {
     if (IS_ERR(r)) return;
     switch (nr) {
     case SYS_pipe: case SYS_pipe2: log_fd(((int *)a[0])[0]); log_fd(((int *)a[0])[1]); return;
+    case SYS_recvmsg:
+        if (((struct msghdr *)a[1])->msg_controllen) s->fds_need_sweep = 1; /* maybe SCM_RIGHTS */
+        return;
     case SYS_socketpair: log_fd(((int *)a[3])[0]); log_fd(((int *)a[3])[1]); return;
     case SYS_dup2: case SYS_dup3: log_fd(a[1]); return;
-    case SYS_recvmsg: case SYS_recvmmsg: case SYS_bpf: case SYS_io_uring_setup:
+    case SYS_recvmmsg: case SYS_bpf: case SYS_io_uring_setup:
         s->fds_need_sweep = 1; /* fds passed or created in ways not worth parsing */
         return;
-    default: log_fd(r);
+    case SYS_fcntl:
+        if (a[1] == F_DUPFD || a[1] == F_DUPFD_CLOEXEC) log_fd(r);
+        return;
     }
+    for (size_t i = 0; i < sizeof fd_creators / sizeof fd_creators[0]; i++)
+        if (fd_creators[i] == nr) log_fd(r);
 }
 
 static void log_mapping(struct fs_mapping_change *log, int *count, uintptr_t start, size_t len, int prot) {
@@ -186,8 +193,28 @@ static long handle_rt_sigaction(const long *a) {
     return fs_raw_syscall(SYS_rt_sigaction, a[0], a[1], a[2], a[3], 0, 0);
 }
 
+/* The mprotect backend unprotected a whole read buffer before the call; the pages the
+ * kernel did not reach are protected again (they sit at the end of the dirty list). */
+static void untrack_unwritten(struct fs_snapshot *s, size_t list_before, uintptr_t written_end) {
+    while (s->dirty_count > list_before) {
+        uintptr_t page = s->dirty_list[s->dirty_count - 1];
+        if (page < written_end) break;
+        struct fs_region *r = fs_snapshot_find_region(page);
+        r->written[(page - r->start) / FS_PAGE_SIZE] = 0;
+        fs_raw_syscall(SYS_mprotect, (long)page, FS_PAGE_SIZE, r->prot & ~PROT_WRITE, 0, 0, 0);
+        s->dirty_count--;
+    }
+}
+
 static long handle(long nr, long *a) {
     struct fs_snapshot *s = SNAP;
+    if (s->track_kernel_writes && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)) {
+        size_t before = s->dirty_count;
+        note_kernel_writes(nr, a);
+        long r = fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        untrack_unwritten(s, before, (uintptr_t)a[1] + (IS_ERR(r) ? 0 : (uintptr_t)r));
+        return r;
+    }
     if (s->track_kernel_writes) note_kernel_writes(nr, a);
     switch (nr) {
     case SYS_mmap: {
