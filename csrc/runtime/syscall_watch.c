@@ -196,14 +196,25 @@ static long handle_rt_sigaction(const long *a) {
 /* The mprotect backend unprotected a whole read buffer before the call; the pages the
  * kernel did not reach are protected again (they sit at the end of the dirty list). */
 static void untrack_unwritten(struct fs_snapshot *s, size_t list_before, uintptr_t written_end) {
+    uintptr_t run_start = 0, run_end = 0;
+    int run_prot = 0;
     while (s->dirty_count > list_before) {
         uintptr_t page = s->dirty_list[s->dirty_count - 1];
         if (page < written_end) break;
         struct fs_region *r = fs_snapshot_find_region(page);
         r->written[(page - r->start) / FS_PAGE_SIZE] = 0;
-        fs_raw_syscall(SYS_mprotect, (long)page, FS_PAGE_SIZE, r->prot & ~PROT_WRITE, 0, 0, 0);
         s->dirty_count--;
+        int prot = r->prot & ~PROT_WRITE;
+        if (run_end && run_start == page + FS_PAGE_SIZE && run_prot == prot) {
+            run_start = page; /* the list grows upwards: walking it back extends runs down */
+            continue;
+        }
+        if (run_end) fs_raw_syscall(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot, 0, 0, 0);
+        run_start = page;
+        run_end = page + FS_PAGE_SIZE;
+        run_prot = prot;
     }
+    if (run_end) fs_raw_syscall(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot, 0, 0, 0);
 }
 
 static long handle(long nr, long *a) {

@@ -245,9 +245,33 @@ static int mprotect_collect(struct fs_snapshot *s) {
     return 0;
 }
 
+/* Unprotects every untracked page of [addr, addr+len), one mprotect per run of pages. */
 static void mprotect_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, size_t len) {
     if (!len) return;
-    for (uintptr_t p = addr & ~(PAGE - 1); p < addr + len; p += PAGE) track_page(s, p);
+    uintptr_t run_start = 0, run_end = 0;
+    int run_prot = 0;
+    for (uintptr_t p = addr & ~(PAGE - 1); p < addr + len; p += PAGE) {
+        struct fs_region *r = fs_snapshot_find_region(p);
+        unsigned char *mark = r && !r->compare_always ? &r->written[(p - r->start) / PAGE] : NULL;
+        if (mark && !*mark) {
+            *mark = 1;
+            s->dirty_list[s->dirty_count++] = p;
+            if (run_end == p && run_prot == r->prot) {
+                run_end = p + PAGE;
+                continue;
+            }
+        } else if (!run_end) {
+            continue;
+        }
+        if (run_end) sys(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
+        run_start = run_end = 0;
+        if (mark) {
+            run_start = p;
+            run_end = p + PAGE;
+            run_prot = r->prot;
+        }
+    }
+    if (run_end) sys(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
 }
 
 /* The harness changes protection: treat the whole range as written, so that nothing
