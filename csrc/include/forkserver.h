@@ -22,11 +22,11 @@ void forkserver_init(void);
 /* Number of the current iteration within this process (0 in fork and exec mode). */
 unsigned long long forkserver_iteration(void);
 
+/* `used` keeps the marker string in the binary even at -O2: fuzzers look for it. */
 #define FORKSERVER_INIT()                                                          \
     do {                                                                           \
-        static volatile const char *forkserver_defer_marker_ =                     \
+        static const char *const forkserver_defer_marker_ __attribute__((used)) =  \
             "##SIG_AFL_DEFER_FORKSRV##";                                           \
-        (void)forkserver_defer_marker_;                                            \
         forkserver_init();                                                         \
     } while (0)
 

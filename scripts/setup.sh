@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what forkserver needs on a fresh Debian/Ubuntu machine: a C compiler
+# (clang preferred), AFL++ (for the interop tests and benchmarks), and the Python
+# package with its test extras. Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v clang >/dev/null 2>&1 || missing+=(clang)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v afl-fuzz >/dev/null 2>&1 || missing+=(afl++)
+command -v afl-showmap >/dev/null 2>&1 || missing+=(afl++)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" libc6-dev
+fi
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+"$PYTHON" -m pip install -q -e ".[test]"

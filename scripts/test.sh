@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Sets up, then runs the test suite (unit, native, CLI, fork, snapshot, bench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+exec "${PYTHON:-python3}" -m pytest -q "$@"
