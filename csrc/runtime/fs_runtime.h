@@ -48,7 +48,9 @@ struct fs_region {
     int is_stack;
     int compare_always;      /* mprotect backend: never protected, compared in full */
     unsigned char *copy;     /* contents at snapshot time */
-    unsigned char *written;  /* mprotect backend: one byte per page, 1 once written */
+    unsigned char *written;  /* mprotect backend: one byte per page, 1 once written;
+                              * chunked regions: a uint32_t per chunk (see track.c) */
+    int chunked;             /* pagemap-scan: large, tracked chunk by chunk */
     char name[64];
 };
 
@@ -103,7 +105,9 @@ struct fs_snapshot {
     size_t dirty_count, dirty_cap;
     uintptr_t brk_now;           /* program break as the watch last saw it */
     const struct fs_tracker *tracker;
-    int track_kernel_writes;     /* mprotect backend: announce kernel writes */
+    int track_kernel_writes;     /* announce kernel writes (mprotect backend, chunked regions) */
+    int owns_segv;               /* our SIGSEGV handler is installed */
+    uint32_t restore_count;      /* restores since the snapshot, from 1 */
     int watch_fds;               /* the watch logs new fds */
     struct fs_mapping_change scan_ranges[FS_MAX_REGIONS]; /* pagemap-scan: one walk each */
     int scan_range_count;
@@ -194,6 +198,8 @@ struct fs_tracker {
     void (*note_kernel_write)(struct fs_snapshot *s, uintptr_t addr, size_t len);
     /* mprotect backend only: the harness changes protection of [start, end). */
     void (*note_reprotect)(struct fs_snapshot *s, uintptr_t start, uintptr_t end);
+    /* A write fault on a page the backend protected: 1 when handled. */
+    int (*handle_fault)(struct fs_snapshot *s, uintptr_t addr);
 };
 const struct fs_tracker *fs_tracker_get(int backend);
 int fs_tracker_auto(char *reason, size_t len);

@@ -168,6 +168,8 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     struct fs_snapshot *s = SNAP;
     s->backend = backend;
     s->tracker = fs_tracker_get(backend);
+    s->track_kernel_writes = backend == FS_BACKEND_MPROTECT;
+    s->owns_segv = 0;
     s->excluded_count = 0;
     size_t state_size = ((sizeof(struct fs_state) + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1)) + 2 * FS_ALT_STACK_SIZE;
     exclude(fs_st, state_size);
@@ -208,7 +210,7 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
         FS_DEBUG("region %#lx-%#lx %s", (unsigned long)s->regions[i].start, (unsigned long)s->regions[i].end,
                  s->regions[i].name);
     /* One bookkeeping mapping: contents, per-page marks, the dirty list, the scan vector. */
-    size_t marks = (pages + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
+    size_t marks = (pages + 8 * (size_t)s->region_count + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
     size_t list = (pages * sizeof(uintptr_t) + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
     size_t vec = (FS_DIRTY_VEC * 24 + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
     size_t book_size = total + marks + list + vec;
@@ -225,7 +227,7 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
         r->copy = book + off;
         r->written = book + total + mark_off;
         off += r->end - r->start;
-        mark_off += (r->end - r->start) / FS_PAGE_SIZE;
+        mark_off += ((r->end - r->start) / FS_PAGE_SIZE + 7) & ~7ul;
     }
     s->dirty_list = (uintptr_t *)(book + total + marks);
     s->dirty_cap = pages;
@@ -258,7 +260,8 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     s->timers_changed = 0;
     s->retire_reason = 0;
     s->threads_started = 0;
-    if (fs_syscall_watch_install(backend == FS_BACKEND_MPROTECT, err, errlen)) return -1;
+    s->restore_count = 1;
+    if (fs_syscall_watch_install(s->track_kernel_writes, err, errlen)) return -1;
     s->active = 1;
     return 0;
 }
@@ -396,9 +399,9 @@ int fs_snapshot_verify(char *err, size_t errlen) {
      * keeps clean pages read-only), and no writable private memory outside the regions. */
     struct fs_map_entry *now = fs_st->maps_scratch;
     int n = fs_maps_read(now, FS_MAX_MAP_ENTRIES);
-    int prot_mask = s->backend == FS_BACKEND_MPROTECT ? ~PROT_WRITE : ~0;
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
+        int prot_mask = s->backend == FS_BACKEND_MPROTECT || r->chunked ? ~PROT_WRITE : ~0;
         uintptr_t covered = r->start;
         for (int k = 0; k < n && covered < r->end; k++)
             if (now[k].start <= covered && now[k].end > covered && (now[k].prot & prot_mask) == (r->prot & prot_mask))

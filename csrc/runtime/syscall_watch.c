@@ -58,7 +58,7 @@ static const int kernel_writers[] = {
 };
 
 static void note(uintptr_t addr, size_t len) {
-    if (addr && len) SNAP->tracker->note_kernel_write(SNAP, addr, len);
+    if (addr && len && SNAP->tracker->note_kernel_write) SNAP->tracker->note_kernel_write(SNAP, addr, len);
 }
 
 static void note_iov(const struct iovec *iov, long count) {
@@ -178,8 +178,8 @@ static long handle_rt_sigaction(const long *a) {
     struct fs_snapshot *s = SNAP;
     int sig = (int)a[0];
     if (sig == SIGSYS && a[1]) return 0; /* the watch owns SIGSYS */
-    if (sig == SIGSEGV && a[1] && s->backend == FS_BACKEND_MPROTECT) {
-        /* the mprotect backend owns SIGSEGV and forwards real faults to the harness's handler */
+    if (sig == SIGSEGV && a[1] && s->owns_segv) {
+        /* our handler stays; it forwards real faults to the harness's handler */
         struct fs_kernel_sigaction *old = (struct fs_kernel_sigaction *)a[2];
         if (old) {
             if (s->user_segv_set) *old = s->user_segv;
@@ -219,7 +219,7 @@ static void untrack_unwritten(struct fs_snapshot *s, size_t list_before, uintptr
 
 static long handle(long nr, long *a) {
     struct fs_snapshot *s = SNAP;
-    if (s->track_kernel_writes && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)) {
+    if (s->backend == FS_BACKEND_MPROTECT && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)) {
         size_t before = s->dirty_count;
         note_kernel_writes(nr, a);
         long r = fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
@@ -332,7 +332,6 @@ static void trap_if_fd_arg(struct filter *f, int nr, int arg) {
 int fs_syscall_watch_install(int with_kernel_writes, char *err, size_t errlen) {
     static struct filter f; /* only read while installing */
     f.n = 0;
-    SNAP->track_kernel_writes = with_kernel_writes;
     SNAP->watch_fds = 1;
     uintptr_t allowed_ip = (uintptr_t)fs_raw_syscall_insn + 2; /* the address after `syscall` */
 

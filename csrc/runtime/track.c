@@ -34,7 +34,66 @@ static int full_copy_collect(struct fs_snapshot *s) {
     return 0;
 }
 
-/* ---- pagemap-scan: userfaultfd async write-protect + PAGEMAP_SCAN ---- */
+static void install_segv_handler(struct fs_snapshot *s);
+
+/* ---- pagemap-scan: userfaultfd async write-protect + PAGEMAP_SCAN ----
+ * Regions of FS_BIG_REGION or more are tracked chunk by chunk, since a walk costs
+ * ~2 ns for every page in its range: a cold chunk (not written lately) is made
+ * read-only and not walked; the first write to it (a fault, or a syscall that the
+ * watch sees will write there) makes it hot: writable and walked. A hot chunk that
+ * stays clean for CHUNK_COOL_AFTER restores turns cold again. The cost of a restore
+ * then follows the pages written, not the size of the heap. */
+
+#define FS_BIG_REGION (32ul << 20)
+#define CHUNK (256ul << 10)
+#define CHUNK_COOL_AFTER 2
+
+/* chunk state: 0 cold, else the restore count when it was last seen written */
+static uint32_t *chunk_seen(struct fs_region *r) { return (uint32_t *)(void *)r->written; }
+
+static size_t chunk_count(struct fs_region *r) { return (r->end - r->start + CHUNK - 1) / CHUNK; }
+
+static void chunk_bounds(struct fs_region *r, size_t c, uintptr_t *start, uintptr_t *end) {
+    *start = r->start + c * CHUNK;
+    *end = *start + CHUNK < r->end ? *start + CHUNK : r->end;
+}
+
+static void heat_chunk(struct fs_snapshot *s, struct fs_region *r, size_t c) {
+    uint32_t *seen = chunk_seen(r);
+    if (seen[c]) return;
+    uintptr_t a, b;
+    chunk_bounds(r, c, &a, &b);
+    sys(SYS_mprotect, (long)a, (long)(b - a), r->prot);
+    seen[c] = s->restore_count;
+}
+
+static void heat_range(struct fs_snapshot *s, uintptr_t addr, size_t len) {
+    for (uintptr_t p = addr & ~(PAGE - 1); p < addr + len;) {
+        struct fs_region *r = fs_snapshot_find_region(p);
+        if (!r) {
+            p += PAGE;
+            continue;
+        }
+        if (r->chunked) heat_chunk(s, r, (p - r->start) / CHUNK);
+        uintptr_t next = r->chunked ? r->start + ((p - r->start) / CHUNK + 1) * CHUNK : r->end;
+        p = next;
+    }
+}
+
+static int pagemap_handle_fault(struct fs_snapshot *s, uintptr_t addr) {
+    struct fs_region *r = fs_snapshot_find_region(addr);
+    if (!r || !r->chunked) return 0;
+    size_t c = (addr - r->start) / CHUNK;
+    if (chunk_seen(r)[c]) return 0; /* hot already: a real fault */
+    heat_chunk(s, r, c);
+    return 1;
+}
+
+static void pagemap_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, size_t len) { heat_range(s, addr, len); }
+
+static void pagemap_note_reprotect(struct fs_snapshot *s, uintptr_t start, uintptr_t end) {
+    heat_range(s, start, end - start);
+}
 
 static int wp_range(int uffd, uintptr_t start, uintptr_t end) {
     struct uffdio_writeprotect wp = {.range = {start, end - start}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
@@ -53,9 +112,16 @@ static int layout_index(struct fs_snapshot *s, uintptr_t addr) {
 
 static void plan_scan_ranges(struct fs_snapshot *s) {
     s->scan_range_count = 0;
+    int after_chunked = 0;
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
-        struct fs_mapping_change *last = s->scan_range_count ? &s->scan_ranges[s->scan_range_count - 1] : NULL;
+        if (r->chunked) { /* walked chunk by chunk: never inside a merged range */
+            after_chunked = 1;
+            continue;
+        }
+        struct fs_mapping_change *last =
+            s->scan_range_count && !after_chunked ? &s->scan_ranges[s->scan_range_count - 1] : NULL;
+        after_chunked = 0;
         if (last) {
             int a = layout_index(s, last->end - 1), b = layout_index(s, r->start);
             if (a >= 0 && b >= 0 && b - a - 1 <= SCAN_MERGE_GAP_VMAS) {
@@ -94,6 +160,22 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
             return -1;
         }
     }
+    int any_chunked = 0;
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        r->chunked = r->end - r->start >= FS_BIG_REGION && !r->compare_always;
+        if (!r->chunked) continue;
+        any_chunked = 1;
+        memset(chunk_seen(r), 0, chunk_count(r) * sizeof(uint32_t));
+        if (mprotect((void *)r->start, r->end - r->start, r->prot & ~PROT_WRITE)) {
+            snprintf(err, errlen, "mprotect of %s failed: %s", r->name, strerror(errno));
+            return -1;
+        }
+    }
+    if (any_chunked) {
+        install_segv_handler(s);
+        s->track_kernel_writes = 1;
+    }
     plan_scan_ranges(s);
     return 0;
 }
@@ -109,32 +191,74 @@ static int write_protect(struct fs_snapshot *s, uintptr_t start, uintptr_t end) 
  * be next time, so it is cheaper to compare it again than to protect it and take a
  * write fault); one that matches was not written this time and is protected again.
  * A writable page is reported by every scan, so no write to it can be missed. */
-static int pagemap_scan_collect(struct fs_snapshot *s) {
+static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t end, struct fs_region *chunked) {
     struct fs_page_region *vec = s->scan_vec;
-    for (int i = 0; i < s->scan_range_count; i++) {
-        uintptr_t start = s->scan_ranges[i].start, end = s->scan_ranges[i].end;
-        while (start < end) {
-            struct fs_pm_scan_arg arg = {
-                .size = sizeof arg, .start = start, .end = end, .vec = (uintptr_t)vec, .vec_len = FS_DIRTY_VEC,
-                .category_mask = FS_PAGE_IS_WRITTEN | FS_PAGE_IS_WPALLOWED, .return_mask = FS_PAGE_IS_WRITTEN};
-            long n = fs_raw_syscall(SYS_ioctl, s->pagemap_fd, FS_PAGEMAP_SCAN, (long)&arg, 0, 0, 0);
-            if (n < 0) return -1;
-            for (long k = 0; k < n; k++) {
-                uintptr_t clean_from = 0;
-                for (uintptr_t p = vec[k].start; p < vec[k].end; p += PAGE) {
-                    int clean = fs_snapshot_restore_page(p) == 0;
-                    if (clean && !clean_from) clean_from = p;
-                    if (!clean && clean_from) {
-                        if (write_protect(s, clean_from, p)) return -1;
-                        clean_from = 0;
-                    }
+    while (start < end) {
+        struct fs_pm_scan_arg arg = {
+            .size = sizeof arg, .start = start, .end = end, .vec = (uintptr_t)vec, .vec_len = FS_DIRTY_VEC,
+            .category_mask = FS_PAGE_IS_WRITTEN | FS_PAGE_IS_WPALLOWED, .return_mask = FS_PAGE_IS_WRITTEN};
+        long n = fs_raw_syscall(SYS_ioctl, s->pagemap_fd, FS_PAGEMAP_SCAN, (long)&arg, 0, 0, 0);
+        if (n < 0) return -1;
+        for (long k = 0; k < n; k++) {
+            uintptr_t clean_from = 0;
+            for (uintptr_t p = vec[k].start; p < vec[k].end; p += PAGE) {
+                if (chunked) chunk_seen(chunked)[(p - chunked->start) / CHUNK] = s->restore_count;
+                int clean = fs_snapshot_restore_page(p) == 0;
+                if (clean && !clean_from) clean_from = p;
+                if (!clean && clean_from) {
+                    if (write_protect(s, clean_from, p)) return -1;
+                    clean_from = 0;
                 }
-                if (clean_from && write_protect(s, clean_from, vec[k].end)) return -1;
             }
-            if (arg.walk_end <= start) break;
-            start = arg.walk_end;
+            if (clean_from && write_protect(s, clean_from, vec[k].end)) return -1;
         }
+        if (arg.walk_end <= start) break;
+        start = arg.walk_end;
     }
+    return 0;
+}
+
+/* Walks the hot chunks of a chunked region (runs of them at once), then cools the
+ * chunks that stayed clean. */
+static int collect_chunked(struct fs_snapshot *s, struct fs_region *r) {
+    uint32_t *seen = chunk_seen(r);
+    size_t n = chunk_count(r);
+    for (size_t c = 0; c < n;) {
+        if (!seen[c]) {
+            c++;
+            continue;
+        }
+        size_t d = c;
+        while (d < n && seen[d]) d++;
+        uintptr_t a, b, unused;
+        chunk_bounds(r, c, &a, &unused);
+        chunk_bounds(r, d - 1, &unused, &b);
+        if (scan_and_restore(s, a, b, r)) return -1;
+        c = d;
+    }
+    for (size_t c = 0; c < n; c++)
+        if (seen[c] && s->restore_count - seen[c] >= CHUNK_COOL_AFTER) {
+            uintptr_t a, b;
+            chunk_bounds(r, c, &a, &b);
+            sys(SYS_mprotect, (long)a, (long)(b - a), r->prot & ~PROT_WRITE);
+            seen[c] = 0;
+        }
+    return 0;
+}
+
+/* A plain PAGEMAP_SCAN walk finds the pages not write-protected: the ones written
+ * since they were last protected. Each is compared with the snapshot: one that
+ * differs is copied back and left writable (it was written this time and likely will
+ * be next time, so it is cheaper to compare it again than to protect it and take a
+ * write fault); one that matches was not written this time and is protected again.
+ * A writable page is reported by every scan, so no write to it can be missed. */
+static int pagemap_scan_collect(struct fs_snapshot *s) {
+    for (int i = 0; i < s->scan_range_count; i++)
+        if (scan_and_restore(s, s->scan_ranges[i].start, s->scan_ranges[i].end, NULL)) return -1;
+    for (int i = 0; i < s->region_count; i++)
+        if (s->regions[i].chunked && collect_chunked(s, &s->regions[i])) return -1;
+    s->restore_count++;
+    s->user_segv_set = 0;
     return 0;
 }
 
@@ -195,7 +319,7 @@ static int track_page(struct fs_snapshot *s, uintptr_t addr) {
 
 static void segv_handler(int sig, siginfo_t *info, void *uctx) {
     struct fs_snapshot *s = &fs_st->snap;
-    if (info->si_code == SEGV_ACCERR && track_page(s, (uintptr_t)info->si_addr)) return;
+    if (info->si_code == SEGV_ACCERR && s->tracker->handle_fault(s, (uintptr_t)info->si_addr)) return;
     if (s->user_segv_set && (uintptr_t)s->user_segv.handler > (uintptr_t)SIG_IGN) {
         if (s->user_segv.flags & SA_SIGINFO)
             ((void (*)(int, siginfo_t *, void *))s->user_segv.handler)(sig, info, uctx);
@@ -213,7 +337,7 @@ static int mprotect_arm_region(struct fs_region *r) {
     return (int)sys(SYS_mprotect, (long)r->start, (long)(r->end - r->start), r->prot & ~PROT_WRITE);
 }
 
-static int mprotect_start(struct fs_snapshot *s, char *err, size_t errlen) {
+static void install_segv_handler(struct fs_snapshot *s) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = segv_handler;
@@ -222,6 +346,11 @@ static int mprotect_start(struct fs_snapshot *s, char *err, size_t errlen) {
     /* the snapshot's handler table must show ours, or a restore would remove it */
     fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, 0, (long)&s->handlers[SIGSEGV], 8, 0, 0);
     s->user_segv_set = 0;
+    s->owns_segv = 1;
+}
+
+static int mprotect_start(struct fs_snapshot *s, char *err, size_t errlen) {
+    install_segv_handler(s);
     for (int i = 0; i < s->region_count; i++)
         if (mprotect_arm_region(&s->regions[i])) {
             snprintf(err, errlen, "mprotect of %s failed: %s", s->regions[i].name, strerror(errno));
@@ -281,11 +410,12 @@ static void mprotect_note_reprotect(struct fs_snapshot *s, uintptr_t start, uint
 }
 
 static const struct fs_tracker trackers[FS_BACKEND_COUNT] = {
-    [FS_BACKEND_PAGEMAP_SCAN] = {"pagemap-scan", fs_probe_pagemap_scan, pagemap_scan_start, pagemap_scan_collect, NULL, NULL},
-    [FS_BACKEND_SOFT_DIRTY] = {"soft-dirty", fs_probe_soft_dirty, soft_dirty_start, soft_dirty_collect, NULL, NULL},
+    [FS_BACKEND_PAGEMAP_SCAN] = {"pagemap-scan", fs_probe_pagemap_scan, pagemap_scan_start, pagemap_scan_collect,
+                                 pagemap_note_kernel_write, pagemap_note_reprotect, pagemap_handle_fault},
+    [FS_BACKEND_SOFT_DIRTY] = {"soft-dirty", fs_probe_soft_dirty, soft_dirty_start, soft_dirty_collect, NULL, NULL, NULL},
     [FS_BACKEND_MPROTECT] = {"mprotect", fs_probe_always, mprotect_start, mprotect_collect,
-                             mprotect_note_kernel_write, mprotect_note_reprotect},
-    [FS_BACKEND_FULL_COPY] = {"full-copy", fs_probe_always, full_copy_start, full_copy_collect, NULL, NULL},
+                             mprotect_note_kernel_write, mprotect_note_reprotect, track_page},
+    [FS_BACKEND_FULL_COPY] = {"full-copy", fs_probe_always, full_copy_start, full_copy_collect, NULL, NULL, NULL},
 };
 
 const struct fs_tracker *fs_tracker_get(int backend) {

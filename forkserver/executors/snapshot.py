@@ -80,8 +80,8 @@ class SnapshotExecutor(ForkExecutor):
 
     def _start_runner(self) -> None:
         ctl_w, _ = self._server_fds()
+        self.ctl.runner_pid = 0  # before the command: the runner may write its pid at once
         check(lib.fs_host_write_u32(ctl_w, lib.FS_CMD_NEW_RUNNER), "starting a runner")
-        self.ctl.runner_pid = 0
         msg = self._read_u32(SETTINGS.init_timeout_ms)
         self.runner_pid = self.ctl.runner_pid
         if msg == lib.FS_MSG_RUNNER_DIED:
@@ -89,6 +89,8 @@ class SnapshotExecutor(ForkExecutor):
             self._raise_runner_start_error(status)
         if msg != lib.FS_MSG_READY:
             raise TargetError(f"unexpected message {msg:#x} from the snapshot runner")
+        if not self.runner_pid:
+            raise TargetError("the snapshot runner reported ready without its pid")
         self.runners_started += 1
         self.backend = {lib.FS_BACKEND_PAGEMAP_SCAN: "pagemap-scan", lib.FS_BACKEND_SOFT_DIRTY: "soft-dirty",
                         lib.FS_BACKEND_MPROTECT: "mprotect", lib.FS_BACKEND_FULL_COPY: "full-copy"
