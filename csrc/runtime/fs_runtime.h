@@ -202,6 +202,8 @@ struct fs_tracker {
     int (*handle_fault)(struct fs_snapshot *s, uintptr_t addr);
 };
 const struct fs_tracker *fs_tracker_get(int backend);
+/* 0 for pages of chunks never written (no copy taken: they were read-only throughout). */
+int fs_tracker_page_has_copy(struct fs_snapshot *s, struct fs_region *r, uintptr_t page);
 int fs_tracker_auto(char *reason, size_t len);
 
 void fs_call_on_stack(void *stack_top, void (*fn)(void)) __attribute__((noreturn));

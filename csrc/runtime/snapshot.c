@@ -248,7 +248,7 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     if (s->tracker->start(s, err, errlen)) return -1;
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
-        memcpy(r->copy, (void *)r->start, r->end - r->start);
+        if (!r->chunked) memcpy(r->copy, (void *)r->start, r->end - r->start); /* chunked: on first write */
     }
     add_kept_fd(s->uffd);
     add_kept_fd(s->pagemap_fd);
@@ -360,7 +360,7 @@ int fs_snapshot_verify(char *err, size_t errlen) {
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         for (uintptr_t p = r->start; p < r->end; p += FS_PAGE_SIZE)
-            if (!page_matches(r, p)) {
+            if (fs_tracker_page_has_copy(s, r, p) && !page_matches(r, p)) {
                 snprintf(err, errlen, "region %s (%#lx-%#lx): page %#lx differs from the snapshot",
                          r->name, (unsigned long)r->start, (unsigned long)r->end, (unsigned long)p);
                 return -1;

@@ -48,21 +48,31 @@ static void install_segv_handler(struct fs_snapshot *s);
 #define CHUNK (256ul << 10)
 #define CHUNK_COOL_AFTER 2
 
+static size_t chunk_count(struct fs_region *r) { return (r->end - r->start + CHUNK - 1) / CHUNK; }
+
 /* chunk state: 0 cold, else the restore count when it was last seen written */
 static uint32_t *chunk_seen(struct fs_region *r) { return (uint32_t *)(void *)r->written; }
-
-static size_t chunk_count(struct fs_region *r) { return (r->end - r->start + CHUNK - 1) / CHUNK; }
 
 static void chunk_bounds(struct fs_region *r, size_t c, uintptr_t *start, uintptr_t *end) {
     *start = r->start + c * CHUNK;
     *end = *start + CHUNK < r->end ? *start + CHUNK : r->end;
 }
 
+/* 1 once the chunk's contents are in the snapshot copy */
+static unsigned char *chunk_copied(struct fs_region *r) { return (unsigned char *)(chunk_seen(r) + chunk_count(r)); }
+
+/* A cold chunk holds exactly the snapshot's contents (read-only since the snapshot,
+ * or restored before it went cold), so its copy is taken here, on its first heat:
+ * a runner never copies the chunks it never writes. */
 static void heat_chunk(struct fs_snapshot *s, struct fs_region *r, size_t c) {
     uint32_t *seen = chunk_seen(r);
     if (seen[c]) return;
     uintptr_t a, b;
     chunk_bounds(r, c, &a, &b);
+    if (!chunk_copied(r)[c]) {
+        memcpy(r->copy + (a - r->start), (void *)a, b - a);
+        chunk_copied(r)[c] = 1;
+    }
     sys(SYS_mprotect, (long)a, (long)(b - a), r->prot);
     seen[c] = s->restore_count;
 }
@@ -166,7 +176,7 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
         r->chunked = r->end - r->start >= FS_BIG_REGION && !r->compare_always;
         if (!r->chunked) continue;
         any_chunked = 1;
-        memset(chunk_seen(r), 0, chunk_count(r) * sizeof(uint32_t));
+        memset(chunk_seen(r), 0, chunk_count(r) * (sizeof(uint32_t) + 1));
         if (mprotect((void *)r->start, r->end - r->start, r->prot & ~PROT_WRITE)) {
             snprintf(err, errlen, "mprotect of %s failed: %s", r->name, strerror(errno));
             return -1;
@@ -417,6 +427,11 @@ static const struct fs_tracker trackers[FS_BACKEND_COUNT] = {
                              mprotect_note_kernel_write, mprotect_note_reprotect, track_page},
     [FS_BACKEND_FULL_COPY] = {"full-copy", fs_probe_always, full_copy_start, full_copy_collect, NULL, NULL, NULL},
 };
+
+int fs_tracker_page_has_copy(struct fs_snapshot *s, struct fs_region *r, uintptr_t page) {
+    (void)s;
+    return !r->chunked || chunk_copied(r)[(page - r->start) / CHUNK];
+}
 
 const struct fs_tracker *fs_tracker_get(int backend) {
     return backend > 0 && backend < FS_BACKEND_COUNT ? &trackers[backend] : NULL;
