@@ -95,6 +95,9 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
     Raises:
         BuildError: a source is missing or the compiler fails.
     """
+    from .native import check_protocol
+
+    check_protocol(protocol_header())  # targets must speak the helpers' protocol
     sources = [Path(s) for s in sources]
     for src in sources:
         if not src.is_file():
