@@ -67,6 +67,7 @@
 
 #define FS_MODE_FORK 0
 #define FS_MODE_SNAPSHOT 1
+#define FS_MODE_EXEC 2
 
 #define FS_BACKEND_AUTO 0
 #define FS_BACKEND_PAGEMAP_SCAN 1

@@ -44,7 +44,10 @@ void fs_config_load(struct fs_config *cfg) {
     cfg->verify = env_flag(FS_ENV_VERIFY);
     cfg->break_restore = env_flag(FS_ENV_BREAK_RESTORE);
     const char *mode = getenv(FS_ENV_MODE);
-    cfg->mode = mode && strcmp(mode, "snapshot") == 0 ? FS_MODE_SNAPSHOT : FS_MODE_FORK;
+    cfg->mode = !mode ? FS_MODE_FORK
+                : strcmp(mode, "snapshot") == 0 ? FS_MODE_SNAPSHOT
+                : strcmp(mode, "exec") == 0 ? FS_MODE_EXEC
+                : FS_MODE_FORK;
     const char *backend = getenv(FS_ENV_BACKEND);
     cfg->backend = backend ? fs_backend_from_name(backend) : FS_BACKEND_AUTO;
     const char *file = getenv(FS_ENV_INPUT_FILE);

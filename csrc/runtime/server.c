@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -27,6 +28,13 @@ static int read_u32(int fd, uint32_t *v) {
 }
 
 static void die_exit(int code) { for (;;) fs_raw_syscall(231 /* exit_group */, code, 0, 0, 0, 0, 0); }
+
+/* Dies with its parent: a fuzzer that goes away (even by SIGKILL) takes its fork
+ * server with it, and the server its children, hung or not. */
+static void die_with_parent(pid_t parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) die_exit(0); /* the parent died before the call */
+}
 
 /* ---- input delivery ---- */
 
@@ -244,9 +252,10 @@ static void server_loop(void) {
         uint32_t cmd;
         if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) die_exit(0);
         if (cmd == FS_CMD_NEW_RUNNER && fs_st->direct) {
-            pid_t runner = fork();
+            pid_t server = getpid(), runner = fork();
             if (runner < 0) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
             if (runner == 0) {
+                die_with_parent(server);
                 become_runner();
                 return;
             }
@@ -265,9 +274,11 @@ static void server_loop(void) {
             kill(child, SIGCONT);
             child_stopped = 0;
         } else {
+            pid_t server = getpid();
             child = fork();
             if (child < 0) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
             if (child == 0) {
+                die_with_parent(server);
                 close(FS_FORKSRV_CTL_FD);
                 close(FS_FORKSRV_ST_FD);
                 if (fs_st->cfg.mode == FS_MODE_SNAPSHOT) {
@@ -298,7 +309,11 @@ void fs_server_start(void) {
     uint32_t hello = FS_OPT_ENABLED | FS_OPT_MAPSIZE | ((fs_map_size - 1) << 1);
     if (offer_shm) hello |= FS_OPT_SHDMEM_FUZZ;
     if (!fs_coverage_map_fits()) hello = FS_OPT_ERROR | (FS_ERROR_MAP_SIZE << 8);
-    if (write_u32(FS_FORKSRV_ST_FD, hello)) return; /* no fuzzer attached: just run */
+    if (write_u32(FS_FORKSRV_ST_FD, hello)) { /* no fuzzer attached: just run */
+        if (cfg->mode == FS_MODE_EXEC) die_with_parent(getppid());
+        return;
+    }
+    die_with_parent(getppid());
     if (!fs_coverage_map_fits()) die_exit(FS_ERR_EXIT_BASE + FS_ERROR_MAP_SIZE);
     if (offer_shm) {
         uint32_t reply;

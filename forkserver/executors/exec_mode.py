@@ -17,6 +17,7 @@ class ExecExecutor(Executor):
         self.input = InputFile(str(self.target.input_path))
         self.env = self.target.base_env()
         self.env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
+        self.env[const_str(lib.FS_ENV_MODE)] = "exec"  # the target dies with us
         self.map_size_known = False
 
     def run(self, data: bytes) -> ExecResult:
