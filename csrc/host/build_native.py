@@ -20,7 +20,7 @@ def protocol_cdef(text: str) -> str:
     """Integer and string #defines plus the structs of a C header, as cffi cdef text."""
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     out = []
-    for name, value in re.findall(r"^#define\s+(FS_\w+)\s+(.+?)\s*$", text, flags=re.M):
+    for name, value in re.findall(r"^#define[ \t]+(FS_\w+)[ \t]+(.+?)[ \t]*$", text, flags=re.M):
         if name == "FS_PROTOCOL_H":
             continue
         if value.startswith('"'):

@@ -137,6 +137,9 @@ struct fs_state {
     struct fs_snapshot snap;
     char maps_buf[1 << 16];
     struct fs_map_entry maps_scratch[FS_MAX_MAP_ENTRIES];
+    struct fs_saved_fd fds_scratch[FS_MAX_FDS];
+    struct fs_saved_fd server_fds[FS_MAX_FDS]; /* fork mode: the server's fds and offsets */
+    int server_fd_count;
 };
 
 extern struct fs_state *fs_st;
@@ -176,6 +179,7 @@ struct fs_region *fs_snapshot_find_region(uintptr_t addr);
 int fs_snapshot_restore_page(uintptr_t page);
 int fs_snapshot_overlaps_layout(uintptr_t start, uintptr_t end);
 int fs_snapshot_fd_index(long fd);
+int fs_fds_list(struct fs_saved_fd *out, int max);
 void fs_snapshot_retire(int reason, const char *fmt, ...);
 
 /* maps.c */

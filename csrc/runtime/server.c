@@ -243,6 +243,15 @@ static void attach_control_block(void) {
     fs_st->ctl->map_size = fs_map_size;
 }
 
+/* A forked child shares the server's open file descriptions: reading a file the
+ * harness opened during initialisation moves the offset for every later child.
+ * Fork mode rewinds them after each child, as a snapshot restore does. */
+static void rewind_server_fds(void) {
+    for (int i = 0; i < fs_st->server_fd_count; i++)
+        if (fs_st->server_fds[i].offset >= 0)
+            lseek(fs_st->server_fds[i].fd, fs_st->server_fds[i].offset, SEEK_SET);
+}
+
 /* Returns in the child (which then runs the harness); the server itself never returns. */
 static void server_loop(void) {
     int stop_tracing = fs_st->cfg.persistent || fs_st->cfg.mode == FS_MODE_SNAPSHOT;
@@ -293,6 +302,7 @@ static void server_loop(void) {
         if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)child)) die_exit(0);
         while (waitpid(child, &status, stop_tracing ? WUNTRACED : 0) < 0 && errno == EINTR) {}
         if (WIFSTOPPED(status)) child_stopped = 1;
+        else if (fs_st->cfg.mode == FS_MODE_FORK) rewind_server_fds();
         if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)status)) die_exit(0);
     }
 }
@@ -326,5 +336,7 @@ void fs_server_start(void) {
         fs_st->input_fd = fs_move_fd_high(open(cfg->input_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
         if (fs_st->input_fd < 0) FS_PWARN("cannot open the input file %s", cfg->input_file);
     }
+    int n = fs_fds_list(fs_st->server_fds, FS_MAX_FDS);
+    fs_st->server_fd_count = n > 0 ? n : 0;
     server_loop();
 }

@@ -117,32 +117,39 @@ static int restorable_pieces(const struct fs_map_entry *e, struct fs_mapping_cha
     return n;
 }
 
-static int record_fds(char *err, size_t errlen) {
-    struct fs_snapshot *s = SNAP;
+/* Lists the open fds with their offsets (-1: not seekable, or the runtime's own input
+ * file, which is written with pwrite). Returns the count, or -errno. */
+int fs_fds_list(struct fs_saved_fd *out, int max) {
     int dir = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) {
-        snprintf(err, errlen, "cannot list /proc/self/fd: %s", strerror((int)-dir));
-        return -1;
-    }
+    if (dir < 0) return dir;
     char buf[4096];
-    s->fd_count = 0;
-    for (;;) {
-        long n = sys(SYS_getdents64, dir, (long)buf, sizeof buf);
-        if (n <= 0) break;
+    int count = 0;
+    long n;
+    while ((n = sys(SYS_getdents64, dir, (long)buf, sizeof buf)) > 0)
         for (long off = 0; off < n;) {
             struct dirent64 *d = (struct dirent64 *)(buf + off);
             off += d->d_reclen;
             if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
             int fd = 0;
             for (const char *c = d->d_name; *c; c++) fd = fd * 10 + (*c - '0');
-            if (fd == dir || s->fd_count >= FS_MAX_FDS) continue;
-            struct fs_saved_fd *f = &s->fds[s->fd_count++];
-            f->fd = fd;
-            f->offset = fd == fs_st->input_fd ? -1 : sys(SYS_lseek, fd, 0, SEEK_CUR);
-            if (f->offset < 0) f->offset = -1;
+            if (fd == dir || count >= max) continue;
+            out[count].fd = fd;
+            out[count].offset = fd == fs_st->input_fd ? -1 : sys(SYS_lseek, fd, 0, SEEK_CUR);
+            if (out[count].offset < 0) out[count].offset = -1;
+            count++;
         }
-    }
     sys(SYS_close, dir, 0, 0);
+    return count;
+}
+
+static int record_fds(char *err, size_t errlen) {
+    struct fs_snapshot *s = SNAP;
+    int n = fs_fds_list(s->fds, FS_MAX_FDS);
+    if (n < 0) {
+        snprintf(err, errlen, "cannot list /proc/self/fd: %s", strerror(-n));
+        return -1;
+    }
+    s->fd_count = n;
     return 0;
 }
 
@@ -373,25 +380,14 @@ int fs_snapshot_verify(char *err, size_t errlen) {
         return -1;
     }
     /* The fds: exactly the snapshot's, nothing more, nothing less. */
-    int dir = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-        char buf[4096];
-        int open_now = 0, missing_fd = -1;
-        long n;
-        while ((n = sys(SYS_getdents64, dir, (long)buf, sizeof buf)) > 0)
-            for (long off = 0; off < n;) {
-                struct dirent64 *d = (struct dirent64 *)(buf + off);
-                off += d->d_reclen;
-                if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
-                int fd = atoi(d->d_name);
-                if (fd == dir) continue;
-                open_now++;
-                if (fs_snapshot_fd_index(fd) < 0 && missing_fd < 0) missing_fd = fd;
-            }
-        sys(SYS_close, dir, 0, 0);
-        if (missing_fd >= 0 || open_now != s->fd_count) {
+    int open_now = fs_fds_list(fs_st->fds_scratch, FS_MAX_FDS);
+    if (open_now >= 0) {
+        int stranger = -1;
+        for (int i = 0; i < open_now; i++)
+            if (fs_snapshot_fd_index(fs_st->fds_scratch[i].fd) < 0) stranger = fs_st->fds_scratch[i].fd;
+        if (stranger >= 0 || open_now != s->fd_count) {
             snprintf(err, errlen, "%d fds open, the snapshot had %d%s", open_now, s->fd_count,
-                     missing_fd >= 0 ? " (one opened since is still open)" : " (one was closed)");
+                     stranger >= 0 ? " (one opened since is still open)" : " (one was closed)");
             return -1;
         }
     }

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ..config import SETTINGS
 from ..errors import InputError, TargetStartError
+from ..native import lib
 from ..observers import CoverageMap
 from ..target import Target
 
@@ -105,7 +106,8 @@ class Process:
         if fork_server:
             ctl_r, self.ctl_w = os.pipe()
             self.st_r, st_w = os.pipe()
-            actions += [(os.POSIX_SPAWN_DUP2, ctl_r, 198), (os.POSIX_SPAWN_DUP2, st_w, 199)]
+            actions += [(os.POSIX_SPAWN_DUP2, ctl_r, lib.FS_FORKSRV_CTL_FD),
+                        (os.POSIX_SPAWN_DUP2, st_w, lib.FS_FORKSRV_ST_FD)]
             to_close += [ctl_r, st_w]
         try:
             self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setpgroup=0)
