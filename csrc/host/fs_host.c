@@ -107,7 +107,7 @@ int fs_host_snapshot_run(int ctl_fd, int st_fd, struct fs_control *ctl, int runn
             }
             if (!res->timed_out) {
                 res->timed_out = 1;
-                kill(runner_pid, SIGKILL);
+                if (runner_pid > 0) kill(runner_pid, SIGKILL); /* never kill(0): our own group */
             }
             timeout_ms = REPLY_GRACE_MS;
             continue;
