@@ -19,6 +19,7 @@ Needs afl-fuzz and afl-clang-fast (apt-get install afl++) and an installed forks
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHIM_DIR = ROOT / "scripts" / "afl"
 AFL_ENV = {"AFL_NO_UI": "1", "AFL_SKIP_CPUFREQ": "1", "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES": "1"}
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\(B")
+CORE_RETRIES = 3
 SNAPSHOT_ENV = {"FORKSERVER_MODE": "snapshot", "FORKSERVER_BACKEND": "pagemap-scan"}
 
 
@@ -67,6 +70,7 @@ def build_targets(work: Path) -> dict[str, Path]:
 
 
 def read_fuzzer_stats(path: Path) -> dict[str, str]:
+    """afl-fuzz's `key : value` stats file as a dict."""
     stats = {}
     for line in path.read_text().splitlines():
         key, _, value = line.partition(":")
@@ -84,11 +88,19 @@ def afl_fuzz(binary: Path, corpus: Path, seconds: int, work: Path, extra_env: di
     if no_affinity:
         env["AFL_NO_AFFINITY"] = "1"
     cmd = ["afl-fuzz", "-i", str(corpus), "-o", str(out), "-V", str(seconds), "--", str(binary)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 120)
+    for attempt in range(CORE_RETRIES):
+        shutil.rmtree(out, ignore_errors=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 120)
+        if "No more free CPU cores" not in proc.stdout + proc.stderr:
+            break
+        log("  afl-fuzz found no free CPU core (other processes are pinned to every core); retry in 10s")
+        time.sleep(10)
     stats_path = out / "default" / "fuzzer_stats"
     if not stats_path.exists():
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
-        return {"error": f"afl-fuzz exited {proc.returncode} without fuzzer_stats: {tail}"}
+        text = ANSI.sub("", proc.stdout + proc.stderr)
+        reason = next((line.split("PROGRAM ABORT :")[1].strip() for line in text.splitlines()
+                       if "PROGRAM ABORT" in line), text.strip().splitlines()[-1] if text.strip() else "?")
+        return {"error": f"afl-fuzz exited {proc.returncode}: {reason}"}
     stats = read_fuzzer_stats(stats_path)
     bound = next((line.split("core #")[1].split()[0] for line in proc.stdout.splitlines()
                   if "core #" in line and "bind" in line.lower()), None)
@@ -98,8 +110,8 @@ def afl_fuzz(binary: Path, corpus: Path, seconds: int, work: Path, extra_env: di
         "run_time_s": int(stats.get("run_time", "0") or 0),
         "saved_crashes": int(stats.get("saved_crashes", stats.get("unique_crashes", "0")) or 0),
         "bound_core": bound,
-        "command": " ".join(f"{k}={v}" for k, v in sorted(extra_env.items()))
-                   + (" AFL_NO_AFFINITY=1 " if no_affinity else " ") + " ".join(cmd),
+        "command": " ".join([f"{k}={v}" for k, v in sorted(extra_env.items())]
+                            + (["AFL_NO_AFFINITY=1"] if no_affinity else []) + cmd),
     }
 
 
@@ -148,9 +160,10 @@ def bench_rows(targets: dict[str, Path], args, work: Path) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
+    """The side-by-side table."""
     headers = ["harness", "build", "mode", "driver", "affinity", "exec/s"]
     lines = [[r["harness"], r["build"], r["mode"], r["driver"], r["affinity"],
-              f"{r['execs_per_sec']:,.0f}" if r.get("execs_per_sec") is not None else r.get("error", "-")[:50]]
+              f"{r['execs_per_sec']:,.0f}" if r.get("execs_per_sec") is not None else "error (below)"]
              for r in rows]
     widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(headers)]
     fmt = lambda cells: "  ".join(c.rjust(w) if i == 5 else c.ljust(w)  # noqa: E731
@@ -159,6 +172,7 @@ def table(rows: list[dict]) -> str:
 
 
 def pick(rows, **want) -> float | None:
+    """exec/s of the first row whose fields equal want."""
     for r in rows:
         if all(r.get(k) == v for k, v in want.items()) and r.get("execs_per_sec"):
             return r["execs_per_sec"]
@@ -166,27 +180,29 @@ def pick(rows, **want) -> float | None:
 
 
 def ratios(rows: list[dict]) -> list[str]:
-    """The comparisons DESIGN.md's goals are stated in."""
+    """The comparisons DESIGN.md's goals are stated in, once per afl-fuzz affinity setting."""
     out = []
-    bound = "afl-fuzz binds a free core"
-    afl_persistent = pick(rows, harness="ini_parser", build="afl-clang-fast", driver="afl-fuzz", affinity=bound)
-    ours_under_afl = pick(rows, harness="ini_parser", build="forkserver runtime", driver="afl-fuzz", affinity=bound)
-    ours_bench = pick(rows, harness="ini_parser", build="forkserver runtime", driver="forkserver bench",
-                      mode="snapshot/pagemap-scan")
-    afl_fork = pick(rows, harness="maze", build="afl-clang-fast", driver="afl-fuzz", affinity=bound)
     our_fork = pick(rows, harness="maze", build="forkserver runtime", driver="forkserver bench", mode="fork")
     our_snap = pick(rows, harness="maze", build="forkserver runtime", driver="forkserver bench",
                     mode="snapshot/pagemap-scan")
-    if afl_persistent and ours_under_afl:
-        out.append(f"ini_parser, both under afl-fuzz (bound): our snapshot / AFL++ persistent = "
-                   f"{ours_under_afl / afl_persistent:.2f}x (goal >= 1x)")
-    if afl_persistent and ours_bench:
-        out.append(f"ini_parser: forkserver bench snapshot / afl-fuzz on AFL++ persistent = "
-                   f"{ours_bench / afl_persistent:.2f}x")
-    if afl_fork and our_fork:
-        out.append(f"maze: forkserver bench fork / afl-fuzz fork server = {our_fork / afl_fork:.2f}x")
-    if afl_fork and our_snap:
-        out.append(f"maze: forkserver bench snapshot / afl-fuzz fork server = {our_snap / afl_fork:.2f}x")
+    ours_bench = pick(rows, harness="ini_parser", build="forkserver runtime", driver="forkserver bench",
+                      mode="snapshot/pagemap-scan")
+    for affinity, name in (("afl-fuzz binds a free core", "bound"), ("AFL_NO_AFFINITY=1", "AFL_NO_AFFINITY=1")):
+        afl_persistent = pick(rows, harness="ini_parser", build="afl-clang-fast", driver="afl-fuzz", affinity=affinity)
+        ours_under_afl = pick(rows, harness="ini_parser", build="forkserver runtime", driver="afl-fuzz",
+                              affinity=affinity)
+        afl_fork = pick(rows, harness="maze", build="afl-clang-fast", driver="afl-fuzz", affinity=affinity)
+        if afl_persistent and ours_under_afl:
+            out.append(f"ini_parser, both under afl-fuzz ({name}): our snapshot / AFL++ persistent = "
+                       f"{ours_under_afl / afl_persistent:.2f}x (goal >= 1x)")
+        if afl_persistent and ours_bench:
+            out.append(f"ini_parser: forkserver bench snapshot / afl-fuzz ({name}) on AFL++ persistent = "
+                       f"{ours_bench / afl_persistent:.2f}x")
+        if afl_fork and our_fork:
+            out.append(f"maze: forkserver bench fork / afl-fuzz ({name}) fork server = {our_fork / afl_fork:.2f}x")
+        if afl_fork and our_snap:
+            out.append(f"maze: forkserver bench snapshot / afl-fuzz ({name}) fork server = "
+                       f"{our_snap / afl_fork:.2f}x")
     return out
 
 
@@ -212,6 +228,9 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     rows.sort(key=lambda r: (r["harness"] != "maze", r["build"], r["driver"]))
     print(table(rows))
+    for r in rows:
+        if r.get("error"):
+            print(f"{r['harness']} {r['build']} {r['mode']} ({r['affinity']}): {r['error']}")
     for line in ratios(rows):
         print(line)
     if args.json:
