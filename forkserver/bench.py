@@ -784,7 +784,7 @@ def time_restore(rss_mb: int, backend: str, seconds: float, cpu: int | None) -> 
     Returns:
         {"us_per_op": restore_us p50, "us_min"/"us_max": p5/p95, "iterations",
         "dirty_pages_p50", "backend", "rss_measured_mb", "start_ms" (start-up: heap init,
-        fork server, snapshot)}, or {"error": ...}
+        fork server, snapshot), "snapshot_us" (the snapshot alone)}, or {"error": ...}
         when the runner cannot start (a big heap can exceed FORKSERVER_INIT_TIMEOUT_MS).
     """
     from .executors import SnapshotExecutor
@@ -799,6 +799,7 @@ def time_restore(rss_mb: int, backend: str, seconds: float, cpu: int | None) -> 
         with SnapshotExecutor(target, DEFAULT_TIMEOUT_MS, cpu, backend=backend) as ex:
             start_ms = (time.perf_counter() - t0) * 1000
             rss = vm_rss_mb(ex.session.proc.pid)
+            snapshot_us = ex.snapshot_us
             ex.run_batch(inputs * 4)  # warm-up
             t_end = time.perf_counter() + seconds
             while time.perf_counter() < t_end:
@@ -818,7 +819,7 @@ def time_restore(rss_mb: int, backend: str, seconds: float, cpu: int | None) -> 
     return {"us_per_op": round(statistics.median(restore_us), 2), "us_min": round(q[0], 2),
             "us_max": round(q[-1], 2), "iterations": execs, "dirty_pages_p50": statistics.median(dirty),
             "backend": used, "rss_measured_mb": round(rss, 1) if rss else None,
-            "start_ms": round(start_ms, 1)}
+            "start_ms": round(start_ms, 1), "snapshot_us": round(snapshot_us, 1)}
 
 
 def default_restore_backend() -> str:

@@ -195,9 +195,13 @@ static __attribute__((noinline)) void snapshot_and_begin(void) {
     if (backend == FS_BACKEND_AUTO) backend = fs_tracker_auto(err, sizeof err);
     else if (fs_tracker_get(backend)->probe(err, sizeof err) != 0)
         runner_report_error_and_exit(FS_ERR_BACKEND_UNAVAILABLE, err);
+    uint64_t t0 = fs_now_ns();
     if (fs_snapshot_take(backend, err, sizeof err) != 0)
         runner_report_error_and_exit(fs_st->snap.retire_reason ? fs_st->snap.retire_reason : FS_ERR_SNAPSHOT_FAILED, err);
-    if (fs_st->ctl) fs_st->ctl->backend = (unsigned)backend;
+    if (fs_st->ctl) {
+        fs_st->ctl->backend = (unsigned)backend;
+        fs_st->ctl->snapshot_ns = fs_now_ns() - t0;
+    }
     sigsetjmp(fs_st->snap.resume, 1);
     iteration_begin();
 }

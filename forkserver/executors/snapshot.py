@@ -36,6 +36,7 @@ class SnapshotExecutor(ForkExecutor):
         self.verify = verify
         self.extra_env = extra_env or {}
         self.runner_pid = 0
+        self.snapshot_us: float | None = None
         self.runners_started = 0
         self.runner_retirements = 0
 
@@ -92,6 +93,7 @@ class SnapshotExecutor(ForkExecutor):
         if not self.runner_pid:
             raise TargetError("the snapshot runner reported ready without its pid")
         self.runners_started += 1
+        self.snapshot_us = self.ctl.snapshot_ns / 1000  # time the runner took to take its snapshot
         self.backend = {lib.FS_BACKEND_PAGEMAP_SCAN: "pagemap-scan", lib.FS_BACKEND_SOFT_DIRTY: "soft-dirty",
                         lib.FS_BACKEND_MPROTECT: "mprotect", lib.FS_BACKEND_FULL_COPY: "full-copy"
                         }.get(self.ctl.backend, "?")
