@@ -2,13 +2,15 @@
  * dirties only a few pages of it: the case snapshot mode is made for, and a check that
  * the restore really puts those pages back.
  *
- * Init (before FORKSERVER_INIT): mallocs BIG_HEAP_MB MiB (environment, default 0 = no
- * heap), page aligned, and fills page i with the byte (i & 0xff) | 1.
+ * Init (before FORKSERVER_INIT): mallocs BIG_HEAP_MB MiB (environment; 0, the default,
+ * means the smallest heap a run can work on: 16 pages), page aligned, and fills page i
+ * with the byte (i & 0xff) | 1. Every size does the same work per input and dirties the
+ * same pages; only the resident size changes.
  *
  * Each run: verifies that some globals and the heap pages it is about to read still
  * hold their initial values (heap: the first page, the last page and the 8 pages picked
- * below, every byte), then writes the globals and exactly 8 distinct heap pages (all
- * pages when the heap has fewer), picked by a hash of the input. Prints nothing.
+ * below, every byte), then writes the globals and exactly 8 distinct heap pages, picked
+ * by a hash of the input. Prints nothing.
  *
  * Input (argv[1], or stdin when no argument is given; at most 1 MiB is read): any
  * bytes; they only choose which pages are written.
@@ -34,6 +36,7 @@
 #define MAX_INPUT (1u << 20)
 #define PAGES_WRITTEN 8
 #define EXIT_NOT_RESTORED 42
+#define MIN_HEAP_PAGES 16
 
 static unsigned char input[MAX_INPUT];
 
@@ -87,11 +90,10 @@ static void init_heap(void)
             exit(2);
         }
     }
-    if (mb == 0)
-        return;
-
+    /* 0 MiB still gets the smallest heap a run can work on, so that every size does
+     * the same work and dirties the same pages: only the RSS changes. */
     page_size = (size_t)sysconf(_SC_PAGESIZE);
-    size_t size = (size_t)mb << 20;
+    size_t size = mb ? (size_t)mb << 20 : MIN_HEAP_PAGES * page_size;
     heap = aligned_alloc(page_size, size);
     if (!heap) {
         fprintf(stderr, "big_heap: cannot allocate %llu MiB\n", mb);

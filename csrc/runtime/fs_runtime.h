@@ -17,6 +17,7 @@
 #define FS_MAX_NEW_MAPPINGS 512
 #define FS_DIRTY_VEC 4096
 #define FS_ALT_STACK_SIZE (256 * 1024)
+#define FS_CHUNK_SIZE (256ul << 10) /* pagemap-scan tracks large regions in chunks of this */
 
 /* Configuration, read once from the environment at start-up. */
 struct fs_config {
@@ -48,8 +49,9 @@ struct fs_region {
     int is_stack;
     int compare_always;      /* mprotect backend: never protected, compared in full */
     unsigned char *copy;     /* contents at snapshot time */
-    unsigned char *written;  /* mprotect backend: one byte per page, 1 once written;
-                              * chunked regions: a uint32_t per chunk (see track.c) */
+    unsigned char *written;  /* one byte per page: mprotect backend, 1 once written;
+                              * pagemap-scan, restores since the page last differed */
+    unsigned char *chunk_state; /* chunked regions: per chunk a uint32_t, then a byte */
     int chunked;             /* pagemap-scan: large, tracked chunk by chunk */
     char name[64];
 };

@@ -142,6 +142,14 @@ int fs_fds_list(struct fs_saved_fd *out, int max) {
     return count;
 }
 
+/* Bookkeeping bytes of a region: one per page, then 9 per chunk and a count (see track.c). */
+static size_t region_page_marks(const struct fs_region *r) { return ((r->end - r->start) / FS_PAGE_SIZE + 7) & ~7ul; }
+
+static size_t region_marks_size(const struct fs_region *r) {
+    size_t chunks = (r->end - r->start + FS_CHUNK_SIZE - 1) / FS_CHUNK_SIZE;
+    return region_page_marks(r) + ((chunks * 9 + 16) & ~7ul);
+}
+
 static int record_fds(char *err, size_t errlen) {
     struct fs_snapshot *s = SNAP;
     int n = fs_fds_list(s->fds, FS_MAX_FDS);
@@ -217,7 +225,9 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
         FS_DEBUG("region %#lx-%#lx %s", (unsigned long)s->regions[i].start, (unsigned long)s->regions[i].end,
                  s->regions[i].name);
     /* One bookkeeping mapping: contents, per-page marks, the dirty list, the scan vector. */
-    size_t marks = (pages + 8 * (size_t)s->region_count + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
+    size_t marks = 0;
+    for (int i = 0; i < s->region_count; i++) marks += region_marks_size(&s->regions[i]);
+    marks = (marks + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
     size_t list = (pages * sizeof(uintptr_t) + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
     size_t vec = (FS_DIRTY_VEC * 24 + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
     size_t book_size = total + marks + list + vec;
@@ -233,8 +243,9 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
         struct fs_region *r = &s->regions[i];
         r->copy = book + off;
         r->written = book + total + mark_off;
+        r->chunk_state = r->written + region_page_marks(r);
         off += r->end - r->start;
-        mark_off += ((r->end - r->start) / FS_PAGE_SIZE + 7) & ~7ul;
+        mark_off += region_marks_size(r);
     }
     s->dirty_list = (uintptr_t *)(book + total + marks);
     s->dirty_cap = pages;

@@ -45,13 +45,13 @@ static void install_segv_handler(struct fs_snapshot *s);
  * then follows the pages written, not the size of the heap. */
 
 #define FS_BIG_REGION (32ul << 20)
-#define CHUNK (256ul << 10)
+#define CHUNK FS_CHUNK_SIZE
 #define CHUNK_COOL_AFTER 2
 
 static size_t chunk_count(struct fs_region *r) { return (r->end - r->start + CHUNK - 1) / CHUNK; }
 
 /* chunk state: 0 cold, else the restore count when it was last seen written */
-static uint32_t *chunk_seen(struct fs_region *r) { return (uint32_t *)(void *)r->written; }
+static uint32_t *chunk_seen(struct fs_region *r) { return (uint32_t *)(void *)r->chunk_state; }
 
 static void chunk_bounds(struct fs_region *r, size_t c, uintptr_t *start, uintptr_t *end) {
     *start = r->start + c * CHUNK;
@@ -60,6 +60,13 @@ static void chunk_bounds(struct fs_region *r, size_t c, uintptr_t *start, uintpt
 
 /* 1 once the chunk's contents are in the snapshot copy */
 static unsigned char *chunk_copied(struct fs_region *r) { return (unsigned char *)(chunk_seen(r) + chunk_count(r)); }
+
+/* The hot chunks, so that a restore's work does not grow with the region's size:
+ * [0] is the count, then the chunk indices. */
+static uint32_t *hot_list(struct fs_region *r) {
+    uintptr_t after = (uintptr_t)(chunk_copied(r) + chunk_count(r));
+    return (uint32_t *)((after + 3) & ~(uintptr_t)3);
+}
 
 /* A cold chunk holds exactly the snapshot's contents (read-only since the snapshot,
  * or restored before it went cold), so its copy is taken here, on its first heat:
@@ -75,6 +82,8 @@ static void heat_chunk(struct fs_snapshot *s, struct fs_region *r, size_t c) {
     }
     sys(SYS_mprotect, (long)a, (long)(b - a), r->prot);
     seen[c] = s->restore_count;
+    uint32_t *hot = hot_list(r);
+    hot[1 + hot[0]++] = (uint32_t)c;
 }
 
 static void heat_range(struct fs_snapshot *s, uintptr_t addr, size_t len) {
@@ -173,10 +182,12 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
     int any_chunked = 0;
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
+        memset(r->written, 0, (r->end - r->start) / PAGE);
         r->chunked = r->end - r->start >= FS_BIG_REGION && !r->compare_always;
         if (!r->chunked) continue;
         any_chunked = 1;
         memset(chunk_seen(r), 0, chunk_count(r) * (sizeof(uint32_t) + 1));
+        hot_list(r)[0] = 0;
         if (mprotect((void *)r->start, r->end - r->start, r->prot & ~PROT_WRITE)) {
             snprintf(err, errlen, "mprotect of %s failed: %s", r->name, strerror(errno));
             return -1;
@@ -201,6 +212,26 @@ static int write_protect(struct fs_snapshot *s, uintptr_t start, uintptr_t end) 
  * be next time, so it is cheaper to compare it again than to protect it and take a
  * write fault); one that matches was not written this time and is protected again.
  * A writable page is reported by every scan, so no write to it can be missed. */
+/* Restores one written page; 1 when it should be write-protected again: it matched
+ * the snapshot on PAGE_COOL_AFTER restores in a row. Until then it stays writable and
+ * is compared at every restore, which costs less than the write-protect fault an input
+ * takes when it writes the page again. */
+#define PAGE_COOL_AFTER 4
+
+static int page_cools(uintptr_t p) {
+    struct fs_region *r = fs_snapshot_find_region(p);
+    int copied = fs_snapshot_restore_page(p);
+    if (!r) return 1;
+    unsigned char *clean_runs = &r->written[(p - r->start) / PAGE];
+    if (copied) {
+        *clean_runs = 0;
+        return 0;
+    }
+    if (++*clean_runs < PAGE_COOL_AFTER) return 0;
+    *clean_runs = 0;
+    return 1;
+}
+
 static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t end, struct fs_region *chunked) {
     struct fs_page_region *vec = s->scan_vec;
     while (start < end) {
@@ -210,17 +241,17 @@ static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t en
         long n = fs_raw_syscall(SYS_ioctl, s->pagemap_fd, FS_PAGEMAP_SCAN, (long)&arg, 0, 0, 0);
         if (n < 0) return -1;
         for (long k = 0; k < n; k++) {
-            uintptr_t clean_from = 0;
+            uintptr_t protect_from = 0;
             for (uintptr_t p = vec[k].start; p < vec[k].end; p += PAGE) {
                 if (chunked) chunk_seen(chunked)[(p - chunked->start) / CHUNK] = s->restore_count;
-                int clean = fs_snapshot_restore_page(p) == 0;
-                if (clean && !clean_from) clean_from = p;
-                if (!clean && clean_from) {
-                    if (write_protect(s, clean_from, p)) return -1;
-                    clean_from = 0;
+                int protect = page_cools(p);
+                if (protect && !protect_from) protect_from = p;
+                if (!protect && protect_from) {
+                    if (write_protect(s, protect_from, p)) return -1;
+                    protect_from = 0;
                 }
             }
-            if (clean_from && write_protect(s, clean_from, vec[k].end)) return -1;
+            if (protect_from && write_protect(s, protect_from, vec[k].end)) return -1;
         }
         if (arg.walk_end <= start) break;
         start = arg.walk_end;
@@ -231,28 +262,35 @@ static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t en
 /* Walks the hot chunks of a chunked region (runs of them at once), then cools the
  * chunks that stayed clean. */
 static int collect_chunked(struct fs_snapshot *s, struct fs_region *r) {
-    uint32_t *seen = chunk_seen(r);
-    size_t n = chunk_count(r);
-    for (size_t c = 0; c < n;) {
-        if (!seen[c]) {
-            c++;
+    uint32_t *seen = chunk_seen(r), *hot = hot_list(r), count = hot[0], *list = hot + 1;
+    for (uint32_t i = 1; i < count; i++) /* sorted, so that neighbours share a walk */
+        for (uint32_t j = i; j > 0 && list[j - 1] > list[j]; j--) {
+            uint32_t t = list[j];
+            list[j] = list[j - 1];
+            list[j - 1] = t;
+        }
+    for (uint32_t i = 0; i < count;) {
+        uint32_t j = i + 1;
+        while (j < count && list[j] == list[j - 1] + 1) j++;
+        uintptr_t a, b, unused;
+        chunk_bounds(r, list[i], &a, &unused);
+        chunk_bounds(r, list[j - 1], &unused, &b);
+        if (scan_and_restore(s, a, b, r)) return -1;
+        i = j;
+    }
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t c = list[i];
+        if (s->restore_count - seen[c] < CHUNK_COOL_AFTER) {
+            list[kept++] = c;
             continue;
         }
-        size_t d = c;
-        while (d < n && seen[d]) d++;
-        uintptr_t a, b, unused;
-        chunk_bounds(r, c, &a, &unused);
-        chunk_bounds(r, d - 1, &unused, &b);
-        if (scan_and_restore(s, a, b, r)) return -1;
-        c = d;
+        uintptr_t a, b;
+        chunk_bounds(r, c, &a, &b);
+        sys(SYS_mprotect, (long)a, (long)(b - a), r->prot & ~PROT_WRITE);
+        seen[c] = 0;
     }
-    for (size_t c = 0; c < n; c++)
-        if (seen[c] && s->restore_count - seen[c] >= CHUNK_COOL_AFTER) {
-            uintptr_t a, b;
-            chunk_bounds(r, c, &a, &b);
-            sys(SYS_mprotect, (long)a, (long)(b - a), r->prot & ~PROT_WRITE);
-            seen[c] = 0;
-        }
+    hot[0] = kept;
     return 0;
 }
 
