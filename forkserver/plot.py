@@ -84,12 +84,18 @@ def plot_modes(rows: list[dict], path: str | Path, title: str) -> None:
         xs, ys, lo, hi = zip(*points)
         ax.errorbar(xs, ys, yerr=[[y - a for y, a in zip(ys, lo)], [b - y for y, b in zip(ys, hi)]],
                     marker="o", capsize=3, label=label)
+    _finish_log_log(plt, fig, ax, path, title, "target RSS at the fork point (MiB, VmRSS of the fork server)",
+                    "executions per second (median of trials; bars: min..max)")
+
+
+def _finish_log_log(plt, fig, ax, path, title: str, xlabel: str, ylabel: str) -> None:
+    """Log-log axes with plain tick labels, labels, title, grid and legend; then saves."""
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain_log_ticks(ax.xaxis)
     _plain_log_ticks(ax.yaxis)
-    ax.set_xlabel("target RSS at the fork point (MiB, VmRSS of the fork server)")
-    ax.set_ylabel("executions per second (median of trials; bars: min..max)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -139,13 +145,6 @@ def plot_spawn(rows: list[dict], path: str | Path, title: str) -> None:
     for label, points in lines.items():
         xs, ys = zip(*sorted(points))
         ax.plot(xs, ys, marker="o", label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_log_ticks(ax.xaxis)
-    _plain_log_ticks(ax.yaxis)
-    ax.set_xlabel("RSS of the process (MiB, VmRSS: the parent, or the big_heap fork server)")
-    ax.set_ylabel("microseconds per operation")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    _save(fig, plt, path)
+    _finish_log_log(plt, fig, ax, path, title,
+                    "RSS of the process (MiB, VmRSS: the parent, or the big_heap fork server)",
+                    "microseconds per operation")
