@@ -1,6 +1,5 @@
 """The command line: clean one-line errors (never a traceback), the JSON contract of
 `run` and `doctor`, `build` and `inspect`."""
-import json
 import os
 import re
 import shutil

@@ -18,7 +18,7 @@ import time
 import pytest
 
 import forkserver.executors.snapshot as snapshot_module
-from conftest import (BACKENDS, CORPORA, HARNESS_ENV, SOFT_DIRTY_OK, SOFT_DIRTY_REASON, cli, cli_json, inputs_for,
+from conftest import (BACKENDS, CORPORA, HARNESS_ENV, SOFT_DIRTY_OK, SOFT_DIRTY_REASON, cli_json, inputs_for,
                       isolated, isolated_python, json_key, result_key, seeds)
 from forkserver.executors import ForkExecutor, SnapshotExecutor, make_executor
 from forkserver.native import lib

@@ -113,6 +113,7 @@ static void iteration_begin(void) {
     fs_st->iteration_start_ns = fs_now_ns();
 }
 
+static void retire_runner(int status) __attribute__((noreturn));
 static void retire_runner(int status) {
     if (fs_st->direct) {
         fs_st->ctl->retired = (unsigned)(fs_st->snap.retire_reason ? fs_st->snap.retire_reason : FS_ERR_RESTORE_FAILED);
@@ -124,16 +125,32 @@ static void retire_runner(int status) {
     die_exit(WIFEXITED(status) ? WEXITSTATUS(status) : FS_ERR_EXIT_BASE + fs_st->snap.retire_reason);
 }
 
+/* Ends the runner after the current input: its result is in, the state it left cannot
+ * (or may not) be rolled back. The next input gets a fresh runner. */
+static void retire_after(struct fs_result *res, unsigned flag, int status) {
+    if (res) {
+        res->flags |= flag;
+        fs_st->ctl->completed = fs_st->batch_index;
+    }
+    retire_runner(status);
+}
+
+static void note_failure(int reason, const char *err) {
+    fs_st->snap.retire_reason = reason;
+    snprintf(fs_st->snap.retire_detail, sizeof fs_st->snap.retire_detail, "%s", err);
+}
+
+static unsigned clamp_u32(uint64_t v) { return v > 0xffffffffu ? 0xffffffffu : (unsigned)v; }
+
 /* Runs on the runtime's own stack, so that it can roll back the program's stack. */
 static void iteration_finish(void) {
     struct fs_control *ctl = fs_st->ctl;
     struct fs_result *res = fs_st->direct ? &ctl->results[fs_st->batch_index] : NULL;
-    uint64_t exec_ns = fs_now_ns() - fs_st->iteration_start_ns;
     int status = fs_st->pending_status;
     if (res) {
         memset(res, 0, sizeof *res);
         res->status = (unsigned)status;
-        res->exec_ns = exec_ns > 0xffffffffu ? 0xffffffffu : (unsigned)exec_ns;
+        res->exec_ns = clamp_u32(fs_now_ns() - fs_st->iteration_start_ns);
         if (ctl->check_coverage & FS_CHECK_HASH) {
             res->map_hash = fs_coverage_hash();
             res->flags |= FS_RESULT_HASHED;
@@ -141,37 +158,25 @@ static void iteration_finish(void) {
     }
     fs_st->iteration++;
     fs_st->batch_index++;
-    if (fs_st->snap.threads_started) {
-        if (res) res->flags |= FS_RESULT_THREAD_STARTED;
-        if (res) ctl->completed = fs_st->batch_index;
-        retire_runner(status);
-    }
-    if (fs_st->snap.retire_reason) {
-        if (res) ctl->completed = fs_st->batch_index;
-        retire_runner(status);
-    }
+    if (fs_st->snap.retire_reason)
+        retire_after(res, fs_st->snap.threads_started ? FS_RESULT_THREAD_STARTED : 0, status);
+
     uint64_t t0 = fs_now_ns();
     char err[256] = "";
     if (fs_snapshot_restore(err, sizeof err) != 0) {
         if (!res) runner_report_error_and_exit(FS_ERR_RESTORE_FAILED, err);
-        res->flags |= FS_RESULT_RESTORE_FAILED;
-        fs_st->snap.retire_reason = FS_ERR_RESTORE_FAILED;
-        snprintf(fs_st->snap.retire_detail, sizeof fs_st->snap.retire_detail, "%s", err);
-        ctl->completed = fs_st->batch_index;
-        retire_runner(status);
+        note_failure(FS_ERR_RESTORE_FAILED, err);
+        retire_after(res, FS_RESULT_RESTORE_FAILED, status);
     }
     uint64_t restore_ns = fs_now_ns() - t0;
     if (fs_st->cfg.break_restore) fs_break_target++;
     if (fs_st->cfg.verify && fs_snapshot_verify(err, sizeof err) != 0) {
         if (!res) runner_report_error_and_exit(FS_ERR_VERIFY_MISMATCH, err);
-        res->flags |= FS_RESULT_VERIFY_FAILED;
-        fs_st->snap.retire_reason = FS_ERR_VERIFY_MISMATCH;
-        snprintf(fs_st->snap.retire_detail, sizeof fs_st->snap.retire_detail, "%s", err);
-        ctl->completed = fs_st->batch_index;
-        retire_runner(status);
+        note_failure(FS_ERR_VERIFY_MISMATCH, err);
+        retire_after(res, FS_RESULT_VERIFY_FAILED, status);
     }
     if (res) {
-        res->restore_ns = restore_ns > 0xffffffffu ? 0xffffffffu : (unsigned)restore_ns;
+        res->restore_ns = clamp_u32(restore_ns);
         res->dirty_pages = (unsigned)fs_st->snap.dirty_pages;
         ctl->runner_iterations = fs_st->iteration;
         ctl->completed = fs_st->batch_index;

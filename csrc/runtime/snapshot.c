@@ -339,8 +339,6 @@ static void restore_fds(void) {
 
 int fs_snapshot_restore(char *err, size_t errlen) {
     struct fs_snapshot *s = SNAP;
-    (void)err;
-    (void)errlen;
     s->dirty_pages = 0;
     for (int i = 0; i < s->new_mapping_count; i++)
         sys(SYS_munmap, (long)s->new_mappings[i].start, (long)(s->new_mappings[i].end - s->new_mappings[i].start), 0);

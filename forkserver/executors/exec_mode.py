@@ -18,7 +18,6 @@ class ExecExecutor(Executor):
         self.env = self.target.base_env()
         self.env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
         self.env[const_str(lib.FS_ENV_MODE)] = "exec"  # the target dies with us
-        self.map_size_known = False
 
     def run(self, data: bytes) -> ExecResult:
         check_input_size(data)
@@ -38,10 +37,6 @@ class ExecExecutor(Executor):
         exec_us = (time.perf_counter() - t0) * 1e6
         outcome, sig, code = outcome_from_status(status, timed_out)
         return ExecResult(outcome, sig, code, exec_us=exec_us, coverage=self.map.snapshot())
-
-    def set_map_size(self, map_size: int) -> None:
-        """Exec mode has no handshake: take the size a fork-server run reported."""
-        self.map.resize(map_size)
 
     def close(self) -> None:
         self.input.close()

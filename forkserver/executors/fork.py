@@ -1,5 +1,6 @@
 """ForkExecutor: AFL++'s fork-server protocol, one fork() per input (or, for targets
 built for AFL++'s persistent mode, one SIGCONT per input)."""
+import errno
 import os
 
 from ..config import SETTINGS
@@ -39,7 +40,7 @@ class ForkServerSession:
     def _read(self, timeout_ms: int) -> int:
         value = ffi.new("unsigned int *")
         rc = lib.fs_host_read_u32(self.proc.st_r, timeout_ms, value)
-        if rc == -lib_errno("ETIMEDOUT"):
+        if rc == -errno.ETIMEDOUT:
             raise TargetStartError(
                 f"{self.target.path} did not start its fork server within {timeout_ms} ms "
                 "(slow initialisation? raise FORKSERVER_INIT_TIMEOUT_MS)"
@@ -107,11 +108,6 @@ class ForkServerSession:
 
     def close(self) -> None:
         self.proc.kill()
-
-
-def lib_errno(name: str) -> int:
-    import errno
-    return getattr(errno, name)
 
 
 class ForkExecutor(Executor):

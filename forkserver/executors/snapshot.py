@@ -2,15 +2,16 @@
 pages each input dirtied. Inputs travel in batches through a shared control block, so
 one wake-up serves many inputs; a crash or timeout costs one new runner."""
 import errno
-import os
 
 from ..config import SETTINGS
+from ..doctor import BACKEND_IDS
 from ..errors import BackendUnavailable, NativeError, RunnerError, TargetError, TargetStartError
 from ..native import check, const_str, ffi, lib
 from .base import ExecResult, Outcome, check_input_size, describe_status, outcome_from_status
 from .fork import ForkExecutor
 
-BACKENDS = ["pagemap-scan", "soft-dirty", "mprotect", "full-copy"]
+BACKENDS = list(BACKEND_IDS)
+BACKEND_NAMES = {ident: name for name, ident in BACKEND_IDS.items()}
 
 RUNNER_ERRORS = {
     lib.FS_ERR_BACKEND_UNAVAILABLE: "the snapshot backend is not available here",
@@ -94,9 +95,7 @@ class SnapshotExecutor(ForkExecutor):
             raise TargetError("the snapshot runner reported ready without its pid")
         self.runners_started += 1
         self.snapshot_us = self.ctl.snapshot_ns / 1000  # time the runner took to take its snapshot
-        self.backend = {lib.FS_BACKEND_PAGEMAP_SCAN: "pagemap-scan", lib.FS_BACKEND_SOFT_DIRTY: "soft-dirty",
-                        lib.FS_BACKEND_MPROTECT: "mprotect", lib.FS_BACKEND_FULL_COPY: "full-copy"
-                        }.get(self.ctl.backend, "?")
+        self.backend = BACKEND_NAMES.get(self.ctl.backend, "?")
 
     def _error_detail(self) -> str:
         return ffi.string(self.ctl.error_detail).decode(errors="replace")
