@@ -460,3 +460,25 @@ def test_make_executor_snapshot_options(target_of):
         make_executor("fork", t, 500, "auto", None, True)
     with pytest.raises(UsageError):
         make_executor("warp", t)
+
+
+class _AflProtocolSnapshot(ForkExecutor):
+    """Snapshot mode as afl-fuzz drives it: the plain AFL++ protocol, no control block;
+    the runner stops itself after each input (as a persistent target does)."""
+
+    def _env(self):
+        env = super()._env()
+        env["FORKSERVER_MODE"] = "snapshot"
+        return env
+
+
+@pytest.mark.parametrize("harness", ["leaky", "crash"])
+def test_snapshot_under_the_afl_protocol_matches_fork(target_of, harness):
+    inputs = seeds(harness) + ([b"SEGV", b"EXIT3", b"ABRT"] if harness == "crash" else [])
+    schedule = inputs * 3
+    with ForkExecutor(target_of(harness), timeout_ms=2000) as fork:
+        want = [(r.outcome.value, r.signal, r.map_hash) for r in map(fork.run, schedule)]
+    with _AflProtocolSnapshot(target_of(harness), timeout_ms=2000) as afl:
+        got = [(r.outcome.value, r.signal, r.map_hash) for r in map(afl.run, schedule)]
+    # a stopped runner reports no exit code to afl-fuzz: compare outcome, signal, coverage
+    assert got == want
