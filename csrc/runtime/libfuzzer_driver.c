@@ -46,6 +46,9 @@ int main(int argc, char **argv) {
         data = owned;
     }
     LLVMFuzzerTestOneInput(data, len);
+    /* in snapshot mode this ends the input here, without exit()'s handlers and flush,
+     * as libFuzzer's own loop would; elsewhere it returns */
+    if (fs_st && fs_st->in_iteration) fs_iteration_end(0);
     free(owned);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Start-up of the target runtime: state, configuration, map, and the entry points a
  * harness sees (forkserver_init, main's entry, exit interception). */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -44,7 +45,10 @@ int fs_move_fd_high(int fd) {
 
 static void on_exit_handler(int status, void *arg) {
     (void)arg;
-    if (fs_st && fs_st->in_iteration) fs_iteration_end((status & 0xff) << 8);
+    if (fs_st && fs_st->in_iteration) {
+        fflush(NULL); /* exit() would flush stdio after the handlers; _exit() does not */
+        fs_iteration_end((status & 0xff) << 8);
+    }
 }
 
 /* Mutable runtime state lives in its own mapping so that no restore rolls it back. */

@@ -186,7 +186,6 @@ static void iteration_finish(void) {
 
 void fs_iteration_end(int wait_status) {
     fs_st->in_iteration = 0;
-    fflush(NULL); /* what a real exit would have written */
     fs_st->pending_status = wait_status;
     fs_call_on_stack(fs_st->alt_stack + FS_ALT_STACK_SIZE, iteration_finish);
 }
