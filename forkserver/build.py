@@ -15,6 +15,7 @@ RUNTIME_SOURCES = [
     "runtime/arch_x86_64.c", "common/dirty_probe.c",
 ]
 MAIN_ENTRY = "runtime/main_entry.c"
+AFL_SNAPSHOT = "runtime/afl_snapshot.c"
 LIBFUZZER_DRIVER = "runtime/libfuzzer_driver.c"
 SOURCE_SUFFIXES = {".c", ".cc", ".cpp", ".cxx"}
 
@@ -73,10 +74,10 @@ def _run(cmd: list[str]) -> None:
         raise BuildError(f"compiling failed: {' '.join(cmd)}\n{tail}")
 
 
-def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool) -> list[Path]:
+def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool) -> list[Path]:
     root = csrc_dir()
     includes = [f"-I{root / d}" for d in ("include", "runtime", "common")]
-    sources = RUNTIME_SOURCES + [LIBFUZZER_DRIVER if libfuzzer else MAIN_ENTRY]
+    sources = RUNTIME_SOURCES + [LIBFUZZER_DRIVER if libfuzzer else MAIN_ENTRY] + ([AFL_SNAPSHOT] if afl_snapshot else [])
     objects = []
     for rel in sources:
         obj = workdir / (rel.replace("/", "_") + ".o")
@@ -89,8 +90,12 @@ def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool) -> list[Path]:
 
 
 def build(sources: list[Path], output: Path, cc: str | None = None,
-          extra_flags: list[str] | tuple[str, ...] = ()) -> Path:
+          extra_flags: list[str] | tuple[str, ...] = (), afl_snapshot: bool = False) -> Path:
     """Compiles and links harness sources with the runtime. Returns the output path.
+
+    Args:
+        afl_snapshot: add AFL++'s persistent-mode marker, so that afl-fuzz drives the
+            target as a persistent one and the runtime answers in snapshot mode.
 
     Raises:
         BuildError: a source is missing or the compiler fails.
@@ -112,7 +117,7 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="forkserver-build-") as tmp:
         work = Path(tmp)
-        objects = _runtime_objects(cc, work, libfuzzer)
+        objects = _runtime_objects(cc, work, libfuzzer, afl_snapshot)
         for i, src in enumerate(sources):
             obj = work / f"harness{i}.o"
             compiler = _cxx_for(cc) if src.suffix != ".c" else cc

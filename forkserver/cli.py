@@ -111,7 +111,7 @@ def cmd_showmap(args, command) -> int:
 def cmd_build(args, extra) -> int:
     from .build import build
 
-    out = build([Path(s) for s in args.sources], Path(args.output), args.cc, extra)
+    out = build([Path(s) for s in args.sources], Path(args.output), args.cc, extra, args.afl_snapshot)
     print(out)
     return 0
 
@@ -178,6 +178,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+")
     p.add_argument("-o", dest="output", required=True)
     p.add_argument("--cc", choices=["clang", "gcc"], default=None)
+    p.add_argument("--afl-snapshot", action="store_true",
+                   help="mark the binary persistent for afl-fuzz: it then runs in snapshot mode under afl-fuzz")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("doctor", help="which snapshot backends and tools work here")

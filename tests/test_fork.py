@@ -1,11 +1,12 @@
 """Issue 2 acceptance: fork mode (AFL++ fork-server protocol) gives the same outcomes
 and coverage as exec mode, times hangs out, and `showmap` agrees with afl-showmap."""
+import os
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import CORPORA, cli, cli_json, inputs_for, result_key, seeds
+from conftest import CORPORA, REPO, cli, cli_json, inputs_for, result_key, seeds
 from forkserver.executors import ExecExecutor, ForkExecutor
 from forkserver.target import Target
 
@@ -250,3 +251,22 @@ def test_showmap_stdout_and_summary(bins):
     lines = proc.stdout.splitlines()
     assert lines and all(len(l) == 8 and l[6] == ":" and l[:6].isdigit() for l in lines)
     assert proc.stderr.strip() == f"{len(lines)} edges, outcome ok"
+
+
+def test_afl_fuzz_drives_an_afl_snapshot_build_in_snapshot_mode(tmp_path):
+    """`forkserver build --afl-snapshot` marks the binary persistent: afl-fuzz then drives
+    it as a persistent target, and the runtime answers with snapshot mode."""
+    if not shutil.which("afl-fuzz"):
+        pytest.fail("afl-fuzz is missing: scripts/setup.sh installs afl++")
+    binary = tmp_path / "ini_parser.snap"
+    assert cli("build", "--afl-snapshot", REPO / "harnesses" / "ini_parser.c", "-o", binary).returncode == 0
+    env = dict(os.environ, AFL_NO_UI="1", AFL_SKIP_CPUFREQ="1", AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1",
+               AFL_NO_AFFINITY="1")
+    out = tmp_path / "out"
+    subprocess.run(["afl-fuzz", "-i", str(CORPORA / "ini_parser"), "-o", str(out), "-V", "3", "--", str(binary)],
+                   env=env, capture_output=True, timeout=120, start_new_session=True)
+    stats = dict(line.split(" : ", 1) for line in (out / "default" / "fuzzer_stats").read_text().splitlines())
+    stats = {k.strip(): v.strip() for k, v in stats.items()}
+    assert "persistent" in stats["target_mode"]
+    assert int(stats["execs_done"]) > 1000
+    assert int(stats["corpus_count"]) >= 4  # seeds loaded, calibration passed

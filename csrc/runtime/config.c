@@ -4,6 +4,8 @@
 
 #include "fs_runtime.h"
 
+extern int fs_afl_snapshot_build __attribute__((weak));
+
 static const char *const backend_names[FS_BACKEND_COUNT] = {
     [FS_BACKEND_AUTO] = "auto",
     [FS_BACKEND_PAGEMAP_SCAN] = "pagemap-scan",
@@ -44,6 +46,9 @@ void fs_config_load(struct fs_config *cfg) {
     cfg->verify = env_flag(FS_ENV_VERIFY);
     cfg->break_restore = env_flag(FS_ENV_BREAK_RESTORE);
     const char *mode = getenv(FS_ENV_MODE);
+    /* afl-fuzz exports __AFL_PERSISTENT for binaries with the persistent marker; in an
+     * --afl-snapshot build that means snapshot mode */
+    if (!mode && cfg->persistent && &fs_afl_snapshot_build) mode = "snapshot";
     cfg->mode = !mode ? FS_MODE_FORK
                 : strcmp(mode, "snapshot") == 0 ? FS_MODE_SNAPSHOT
                 : strcmp(mode, "exec") == 0 ? FS_MODE_EXEC
