@@ -98,7 +98,8 @@ def cmd_showmap(args, command) -> int:
         result = executor.run(data)
     target.cleanup()
     counts = result.coverage.counts
-    lines = [f"{i:06d}:{HUMAN_BUCKET[counts[i]]}" for i in result.coverage.edge_ids]
+    scale = (lambda c: c) if args.raw else HUMAN_BUCKET.__getitem__
+    lines = [f"{i:06d}:{scale(int(counts[i]))}" for i in result.coverage.edge_ids]
     text = "\n".join(lines) + ("\n" if lines else "")
     if args.output:
         Path(args.output).write_text(text)
@@ -172,6 +173,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_exec_options(p, MODES)
     p.add_argument("-i", dest="input", required=True, help="input file")
     p.add_argument("-o", dest="output", help="write the map here instead of stdout")
+    p.add_argument("-r", "--raw", action="store_true", help="raw hit counts, like afl-showmap -r")
     p.set_defaults(func=cmd_showmap)
 
     p = sub.add_parser("build", help="compile a harness with the runtime and coverage")
