@@ -69,7 +69,6 @@ struct fs_map_entry { uintptr_t start, end; int prot; int priv; char name[64]; }
 
 /* Snapshot state. Lives in its own mapping, which no restore touches. */
 struct fs_snapshot {
-    int active;
     int backend;
     struct fs_region regions[FS_MAX_REGIONS];
     int region_count;
@@ -105,6 +104,7 @@ struct fs_snapshot {
     void *scan_vec;              /* struct page_region[FS_DIRTY_VEC] */
     uintptr_t *dirty_list;       /* mprotect backend: pages written this iteration */
     size_t dirty_count, dirty_cap;
+    size_t dirty_count_before_write; /* mprotect backend: the list length before a kernel write */
     uintptr_t brk_now;           /* program break as the watch last saw it */
     const struct fs_tracker *tracker;
     int track_kernel_writes;     /* announce kernel writes (mprotect backend, chunked regions) */
@@ -160,7 +160,6 @@ void fs_coverage_init(void);
 uint32_t fs_coverage_map_size(void);
 void fs_coverage_reset_for_run(void);
 uint32_t fs_coverage_hash(void);
-int fs_coverage_has_new_bits(const unsigned char *virgin);
 
 /* runtime.c */
 void fs_runtime_init(void);
@@ -177,8 +176,10 @@ int fs_snapshot_take(int backend, char *err, size_t errlen);
 int fs_snapshot_restore(char *err, size_t errlen);
 int fs_snapshot_verify(char *err, size_t errlen);
 struct fs_region *fs_snapshot_find_region(uintptr_t addr);
-/* Copies one page back from the snapshot: 1 when it differed, 0 when it already matched. */
+/* Copies one page back from the snapshot: 1 when it differed, 0 when it already matched,
+ * -1 when it lies in no region. */
 int fs_snapshot_restore_page(uintptr_t page);
+int fs_snapshot_restore_page_in(struct fs_region *r, uintptr_t page);
 int fs_snapshot_overlaps_layout(uintptr_t start, uintptr_t end);
 int fs_snapshot_fd_index(long fd);
 int fs_fds_list(struct fs_saved_fd *out, int max);
@@ -202,6 +203,8 @@ struct fs_tracker {
     int (*collect)(struct fs_snapshot *s);
     /* mprotect backend only: the kernel is about to write [addr, addr+len). */
     void (*note_kernel_write)(struct fs_snapshot *s, uintptr_t addr, size_t len);
+    /* After a note_kernel_write: the kernel wrote only below written_end. */
+    void (*kernel_write_done)(struct fs_snapshot *s, uintptr_t written_end);
     /* mprotect backend only: the harness changes protection of [start, end). */
     void (*note_reprotect)(struct fs_snapshot *s, uintptr_t start, uintptr_t end);
     /* A write fault on a page the backend protected: 1 when handled. */

@@ -280,14 +280,16 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     s->threads_started = 0;
     s->restore_count = 1;
     if (fs_syscall_watch_install(s->track_kernel_writes, err, errlen)) return -1;
-    s->active = 1;
     return 0;
 }
 
 int fs_snapshot_restore_page(uintptr_t p) {
-    struct fs_snapshot *s = SNAP;
     struct fs_region *r = fs_snapshot_find_region(p);
-    if (!r) return -1; /* heap above the snapshot's break, about to go */
+    return r ? fs_snapshot_restore_page_in(r, p) : -1; /* none: heap above the snapshot's break */
+}
+
+int fs_snapshot_restore_page_in(struct fs_region *r, uintptr_t p) {
+    struct fs_snapshot *s = SNAP;
     const unsigned char *copy = r->copy + (p - r->start);
     if (memcmp((void *)p, copy, FS_PAGE_SIZE) == 0) return 0;
     unsigned char rseq[64];

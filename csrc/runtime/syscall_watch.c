@@ -193,37 +193,13 @@ static long handle_rt_sigaction(const long *a) {
     return fs_raw_syscall(SYS_rt_sigaction, a[0], a[1], a[2], a[3], 0, 0);
 }
 
-/* The mprotect backend unprotected a whole read buffer before the call; the pages the
- * kernel did not reach are protected again (they sit at the end of the dirty list). */
-static void untrack_unwritten(struct fs_snapshot *s, size_t list_before, uintptr_t written_end) {
-    uintptr_t run_start = 0, run_end = 0;
-    int run_prot = 0;
-    while (s->dirty_count > list_before) {
-        uintptr_t page = s->dirty_list[s->dirty_count - 1];
-        if (page < written_end) break;
-        struct fs_region *r = fs_snapshot_find_region(page);
-        r->written[(page - r->start) / FS_PAGE_SIZE] = 0;
-        s->dirty_count--;
-        int prot = r->prot & ~PROT_WRITE;
-        if (run_end && run_start == page + FS_PAGE_SIZE && run_prot == prot) {
-            run_start = page; /* the list grows upwards: walking it back extends runs down */
-            continue;
-        }
-        if (run_end) fs_raw_syscall(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot, 0, 0, 0);
-        run_start = page;
-        run_end = page + FS_PAGE_SIZE;
-        run_prot = prot;
-    }
-    if (run_end) fs_raw_syscall(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot, 0, 0, 0);
-}
-
 static long handle(long nr, long *a) {
     struct fs_snapshot *s = SNAP;
-    if (s->backend == FS_BACKEND_MPROTECT && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)) {
-        size_t before = s->dirty_count;
+    if (s->tracker->kernel_write_done && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)) {
+        /* these return how far the kernel wrote: the backend may take back the rest */
         note_kernel_writes(nr, a);
         long r = fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-        untrack_unwritten(s, before, (uintptr_t)a[1] + (IS_ERR(r) ? 0 : (uintptr_t)r));
+        s->tracker->kernel_write_done(s, (uintptr_t)a[1] + (IS_ERR(r) ? 0 : (uintptr_t)r));
         return r;
     }
     if (s->track_kernel_writes) note_kernel_writes(nr, a);

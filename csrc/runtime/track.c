@@ -220,8 +220,8 @@ static int write_protect(struct fs_snapshot *s, uintptr_t start, uintptr_t end) 
 
 static int page_cools(uintptr_t p) {
     struct fs_region *r = fs_snapshot_find_region(p);
-    int copied = fs_snapshot_restore_page(p);
     if (!r) return 1;
+    int copied = fs_snapshot_restore_page_in(r, p);
     unsigned char *clean_runs = &r->written[(p - r->start) / PAGE];
     if (copied) {
         *clean_runs = 0;
@@ -353,16 +353,13 @@ static int soft_dirty_collect(struct fs_snapshot *s) {
  * and both are small. Kernel writes into protected pages are announced by the
  * syscall watch (note_kernel_write) before the syscall runs. */
 
+static void mprotect_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, size_t len);
+
+/* A write fault: 1 when the page was one of ours, now writable and on the dirty list. */
 static int track_page(struct fs_snapshot *s, uintptr_t addr) {
-    struct fs_region *r = fs_snapshot_find_region(addr);
-    if (!r || r->compare_always) return 0;
-    uintptr_t page = addr & ~(PAGE - 1);
-    unsigned char *mark = &r->written[(page - r->start) / PAGE];
-    if (*mark) return 0; /* already writable: not ours to handle */
-    *mark = 1;
-    s->dirty_list[s->dirty_count++] = page;
-    sys(SYS_mprotect, (long)page, PAGE, r->prot);
-    return 1;
+    size_t before = s->dirty_count;
+    mprotect_note_kernel_write(s, addr, 1);
+    return s->dirty_count > before;
 }
 
 static void segv_handler(int sig, siginfo_t *info, void *uctx) {
@@ -424,6 +421,7 @@ static int mprotect_collect(struct fs_snapshot *s) {
 
 /* Unprotects every untracked page of [addr, addr+len), one mprotect per run of pages. */
 static void mprotect_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, size_t len) {
+    s->dirty_count_before_write = s->dirty_count;
     if (!len) return;
     uintptr_t run_start = 0, run_end = 0;
     int run_prot = 0;
@@ -451,6 +449,30 @@ static void mprotect_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, si
     if (run_end) sys(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
 }
 
+/* The kernel wrote only below written_end: the pages this call unprotected above it
+ * (the tail of the dirty list) are protected again, one mprotect per run. */
+static void mprotect_kernel_write_done(struct fs_snapshot *s, uintptr_t written_end) {
+    uintptr_t run_start = 0, run_end = 0;
+    int run_prot = 0;
+    while (s->dirty_count > s->dirty_count_before_write) {
+        uintptr_t page = s->dirty_list[s->dirty_count - 1];
+        if (page < written_end) break;
+        struct fs_region *r = fs_snapshot_find_region(page);
+        r->written[(page - r->start) / PAGE] = 0;
+        s->dirty_count--;
+        int prot = r->prot & ~PROT_WRITE;
+        if (run_end && run_start == page + PAGE && run_prot == prot) {
+            run_start = page; /* the list grows upwards: walking it back extends runs down */
+            continue;
+        }
+        if (run_end) sys(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
+        run_start = page;
+        run_end = page + PAGE;
+        run_prot = prot;
+    }
+    if (run_end) sys(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
+}
+
 /* The harness changes protection: treat the whole range as written, so that nothing
  * it writes afterwards escapes the restore. */
 static void mprotect_note_reprotect(struct fs_snapshot *s, uintptr_t start, uintptr_t end) {
@@ -459,11 +481,13 @@ static void mprotect_note_reprotect(struct fs_snapshot *s, uintptr_t start, uint
 
 static const struct fs_tracker trackers[FS_BACKEND_COUNT] = {
     [FS_BACKEND_PAGEMAP_SCAN] = {"pagemap-scan", fs_probe_pagemap_scan, pagemap_scan_start, pagemap_scan_collect,
-                                 pagemap_note_kernel_write, pagemap_note_reprotect, pagemap_handle_fault},
-    [FS_BACKEND_SOFT_DIRTY] = {"soft-dirty", fs_probe_soft_dirty, soft_dirty_start, soft_dirty_collect, NULL, NULL, NULL},
-    [FS_BACKEND_MPROTECT] = {"mprotect", fs_probe_always, mprotect_start, mprotect_collect,
-                             mprotect_note_kernel_write, mprotect_note_reprotect, track_page},
-    [FS_BACKEND_FULL_COPY] = {"full-copy", fs_probe_always, full_copy_start, full_copy_collect, NULL, NULL, NULL},
+                                 pagemap_note_kernel_write, NULL, pagemap_note_reprotect, pagemap_handle_fault},
+    [FS_BACKEND_SOFT_DIRTY] = {"soft-dirty", fs_probe_soft_dirty, soft_dirty_start, soft_dirty_collect,
+                               NULL, NULL, NULL, NULL},
+    [FS_BACKEND_MPROTECT] = {"mprotect", fs_probe_always, mprotect_start, mprotect_collect, mprotect_note_kernel_write,
+                             mprotect_kernel_write_done, mprotect_note_reprotect, track_page},
+    [FS_BACKEND_FULL_COPY] = {"full-copy", fs_probe_always, full_copy_start, full_copy_collect,
+                              NULL, NULL, NULL, NULL},
 };
 
 int fs_tracker_page_has_copy(struct fs_snapshot *s, struct fs_region *r, uintptr_t page) {
