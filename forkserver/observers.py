@@ -3,10 +3,18 @@ import zlib
 
 import numpy as np
 
-# AFL hit-count buckets: 0, 1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128-255
-BUCKETS = np.zeros(256, dtype=np.uint8)
-BUCKETS[1], BUCKETS[2], BUCKETS[3] = 1, 2, 4
-BUCKETS[4:8], BUCKETS[8:16], BUCKETS[16:32], BUCKETS[32:128], BUCKETS[128:] = 8, 16, 32, 64, 128
+from .native import ffi, lib
+
+
+def _bucket_table() -> np.ndarray:
+    """AFL's hit-count buckets, read from the C table the runtime hashes with."""
+    values, out = bytes(range(256)), ffi.new("unsigned char[256]")
+    lib.fs_host_classify(values, 256, out)
+    return np.frombuffer(ffi.buffer(out), dtype=np.uint8).copy()
+
+
+# hit count -> bucket: 0, 1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128-255 -> 0, 1, 2, 4, ..., 128
+BUCKETS = _bucket_table()
 
 
 class MapObserver:

@@ -16,6 +16,7 @@
 #include "fs_protocol.h"
 #include "fs_host.h"
 #include "dirty_probe.h"
+#include "fs_buckets.h"
 
 extern char **environ;
 
@@ -166,15 +167,11 @@ int fs_host_probe_backend(int backend, char *reason, unsigned long len) {
     return -EINVAL;
 }
 
-static const unsigned char bucket_of[256] = {
-    [0] = 0, [1] = 1, [2] = 2, [3] = 4,
-    [4 ... 7] = 8, [8 ... 15] = 16, [16 ... 31] = 32, [32 ... 127] = 64, [128 ... 255] = 128,
-};
 
 unsigned int fs_host_classify(const unsigned char *map, unsigned int size, unsigned char *out) {
     unsigned int hits = 0;
     for (unsigned int i = 0; i < size; i++) {
-        out[i] = bucket_of[map[i]];
+        out[i] = fs_bucket_of[map[i]];
         hits += map[i] != 0;
     }
     return hits;
@@ -184,7 +181,7 @@ int fs_host_has_new_bits(const unsigned char *map, unsigned char *virgin, unsign
     int ret = 0;
     for (unsigned int i = 0; i < size; i++) {
         if (!map[i]) continue;
-        unsigned char b = bucket_of[map[i]];
+        unsigned char b = fs_bucket_of[map[i]];
         if (!(b & virgin[i])) continue;
         ret = virgin[i] == 0xff ? 2 : (ret > 1 ? ret : 1);
         if (update) virgin[i] &= (unsigned char)~b;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "fs_log.h"
+#include "fs_buckets.h"
 #include "fs_runtime.h"
 
 /* Until the map is attached every counter lands in this byte; guards are 0 then. */
@@ -78,12 +79,6 @@ void fs_coverage_reset_for_run(void) {
     fs_map[0] = 1;
 }
 
-/* The AFL hit-count bucket of each byte value. */
-static const unsigned char bucket_of[256] = {
-    [0] = 0, [1] = 1, [2] = 2, [3] = 4,
-    [4 ... 7] = 8, [8 ... 15] = 16, [16 ... 31] = 32, [32 ... 127] = 64, [128 ... 255] = 128,
-};
-
 static uint32_t crc_table[256];
 
 /* Filled at start-up: static storage written after a snapshot would be rolled back. */
@@ -114,16 +109,10 @@ uint32_t fs_coverage_hash(void) {
             for (uint32_t i = w * 8; i < w * 8 + 8 && i < fs_map_size; i++) {
                 if (!fs_map[i]) continue;
                 if (pass == 0) crc = crc32_update(crc, &i, 4);
-                else crc = crc32_update(crc, &bucket_of[fs_map[i]], 1);
+                else crc = crc32_update(crc, &fs_bucket_of[fs_map[i]], 1);
             }
         }
     return crc;
-}
-
-int fs_coverage_has_new_bits(const unsigned char *virgin) {
-    for (uint32_t i = 0; i < fs_map_size; i++)
-        if (fs_map[i] && (bucket_of[fs_map[i]] & virgin[i])) return 1;
-    return 0;
 }
 
 void fs_coverage_init(void) {
