@@ -24,6 +24,11 @@ RUNNER_ERRORS = {
 }
 
 
+def record_size(data: bytes) -> int:
+    """Bytes an input takes in the control block's input area: u32 length, data, 8-aligned."""
+    return (4 + len(data) + 7) & ~7
+
+
 class SnapshotExecutor(ForkExecutor):
     mode = "snapshot"
 
@@ -119,7 +124,7 @@ class SnapshotExecutor(ForkExecutor):
             self.ctl.input_offsets[i] = offset
             area[offset:offset + 4] = len(data).to_bytes(4, "little")
             area[offset + 4:offset + 4 + len(data)] = data
-            offset += (4 + len(data) + 7) & ~7
+            offset += record_size(data)
         self.ctl.batch_count = len(inputs)
 
     def _result_from_ctl(self, i: int, collect_map: bool) -> ExecResult:
@@ -144,7 +149,7 @@ class SnapshotExecutor(ForkExecutor):
         """How many of inputs fit in one batch."""
         total, n = 0, 0
         for data in inputs[: lib.FS_MAX_BATCH]:
-            total += (4 + len(data) + 7) & ~7
+            total += record_size(data)
             if total > lib.FS_INPUT_AREA_SIZE:
                 break
             n += 1
@@ -158,7 +163,7 @@ class SnapshotExecutor(ForkExecutor):
         collect_maps says otherwise; batched runs carry the runtime's map hash instead."""
         results: list[ExecResult] = []
         while len(results) < len(inputs):
-            pending = inputs[len(results):]
+            pending = inputs[len(results):len(results) + lib.FS_MAX_BATCH]
             batch = pending[: self._fits(pending)]
             single = len(batch) == 1
             results.extend(self._run_one_batch(batch, collect_maps if collect_maps is not None else single))
