@@ -12,6 +12,7 @@ from .errors import BuildError
 RUNTIME_SOURCES = [
     "runtime/config.c", "runtime/coverage.c", "runtime/runtime.c", "runtime/server.c",
     "runtime/maps.c", "runtime/snapshot.c", "runtime/track.c", "runtime/syscall_watch.c",
+    "runtime/process_state.c",
     "runtime/arch_x86_64.c", "common/dirty_probe.c",
 ]
 MAIN_ENTRY = "runtime/main_entry.c"

@@ -31,6 +31,12 @@ def _cpu(value: str | None) -> int | None:
         raise UsageError(f"--cpu takes a number, auto or none, not {value!r}") from None
 
 
+def _timeout_ms(value: int) -> int:
+    if value < 1:
+        raise UsageError(f"-t takes a timeout of at least 1 ms, not {value}")
+    return value
+
+
 def _add_exec_options(p: argparse.ArgumentParser, modes: list[str]) -> None:
     p.add_argument("--mode", default="auto", choices=modes, help="how to reset the target between inputs")
     p.add_argument("--backend", default="auto", help="snapshot backend (see `forkserver doctor`)")
@@ -54,7 +60,8 @@ def cmd_run(args, command) -> int:
         raise UsageError("--repeat must be at least 1")
     inputs = read_inputs(args.input)
     target = _target(command)
-    executor = make_executor(args.mode, target, args.timeout_ms, args.backend, _cpu(args.cpu), args.verify_restore)
+    executor = make_executor(args.mode, target, _timeout_ms(args.timeout_ms), args.backend, _cpu(args.cpu),
+                             args.verify_restore)
     schedule = [i for _ in range(args.repeat) for i in range(len(inputs))]
     if args.shuffle:
         random.Random(args.seed).shuffle(schedule)
@@ -94,7 +101,7 @@ def cmd_showmap(args, command) -> int:
 
     (name, data), = read_inputs(args.input)[:1]
     target = _target(command)
-    with make_executor(args.mode, target, args.timeout_ms, args.backend, _cpu(args.cpu)) as executor:
+    with make_executor(args.mode, target, _timeout_ms(args.timeout_ms), args.backend, _cpu(args.cpu)) as executor:
         result = executor.run(data)
     target.cleanup()
     counts = result.coverage.counts

@@ -37,6 +37,24 @@ static int env_flag(const char *name) {
     return v && *v && strcmp(v, "0") != 0;
 }
 
+/* FORKSERVER_BREAK_RESTORE: "1" or "memory", or a comma-separated list of the
+ * pieces a restore should leave out (tests only). */
+static unsigned break_restore_from_env(void) {
+    static const struct { const char *name; unsigned bit; } pieces[] = {
+        {"1", FS_BREAK_MEMORY}, {"memory", FS_BREAK_MEMORY}, {"process", FS_BREAK_PROCESS_STATE},
+        {"signals", FS_BREAK_SIGNALS}, {"mask", FS_BREAK_MASK}, {"timers", FS_BREAK_TIMERS},
+    };
+    const char *v = getenv(FS_ENV_BREAK_RESTORE);
+    unsigned bits = 0;
+    while (v && *v) {
+        size_t n = strcspn(v, ",");
+        for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++)
+            if (strlen(pieces[i].name) == n && strncmp(v, pieces[i].name, n) == 0) bits |= pieces[i].bit;
+        v += n + (v[n] == ',');
+    }
+    return bits;
+}
+
 void fs_config_load(struct fs_config *cfg) {
     cfg->shm_id = env_int(FS_ENV_SHM_ID, -1);
     cfg->shm_fuzz_id = env_int(FS_ENV_SHM_FUZZ_ID, -1);
@@ -44,7 +62,7 @@ void fs_config_load(struct fs_config *cfg) {
     cfg->persistent = env_flag(FS_ENV_PERSISTENT);
     cfg->deferred = env_flag(FS_ENV_DEFER);
     cfg->verify = env_flag(FS_ENV_VERIFY);
-    cfg->break_restore = env_flag(FS_ENV_BREAK_RESTORE);
+    cfg->break_restore = break_restore_from_env();
     const char *mode = getenv(FS_ENV_MODE);
     /* afl-fuzz exports __AFL_PERSISTENT for binaries with the persistent marker; in an
      * --afl-snapshot build that means snapshot mode */

@@ -18,6 +18,7 @@
 #define FS_DIRTY_VEC 4096
 #define FS_ALT_STACK_SIZE (256 * 1024)
 #define FS_CHUNK_SIZE (256ul << 10) /* pagemap-scan tracks large regions in chunks of this */
+#define FS_MAX_CODE_RANGES 32
 
 /* Configuration, read once from the environment at start-up. */
 struct fs_config {
@@ -29,7 +30,7 @@ struct fs_config {
     int mode;                /* FS_MODE_* */
     int backend;             /* FS_BACKEND_* requested */
     int verify;
-    int break_restore;
+    unsigned break_restore;  /* FS_BREAK_* */
     const char *input_file;  /* materialise inputs into this file */
     int input_stdin;         /* materialise inputs into stdin (a regular file) */
 };
@@ -63,6 +64,40 @@ struct fs_saved_fd {
 
 struct fs_mapping_change { uintptr_t start, end; int prot; };
 
+/* Kernel-side process state a restore brings back (process_state.c). */
+#define FS_RLIMITS 16          /* RLIM_NLIMITS */
+#define FS_PRCTL_SETTINGS 6
+#define FS_PS_CWD 1u
+#define FS_PS_UMASK 2u
+#define FS_PS_RLIMITS 4u
+#define FS_PS_COMM 8u
+#define FS_PS_PRCTL 16u
+#define FS_PS_PRIORITY 32u
+#define FS_PS_AFFINITY 64u
+#define FS_PS_PERSONALITY 128u
+
+struct fs_rlimit64 { uint64_t cur, max; };
+
+struct fs_process_state {
+    char cwd[1024];
+    int umask;
+    struct fs_rlimit64 rlimits[FS_RLIMITS];
+    char comm[16];
+    long prctl_values[FS_PRCTL_SETTINGS];
+    int priority;                /* nice value */
+    long affinity_len;
+    unsigned char affinity[128];
+    unsigned long personality;
+};
+
+/* What FORKSERVER_BREAK_RESTORE leaves out of every restore, to prove the verifier
+ * sees it (tests only). */
+#define FS_BREAK_MEMORY 1u
+#define FS_BREAK_PROCESS_STATE 2u
+#define FS_BREAK_SIGNALS 4u
+#define FS_BREAK_MASK 8u
+#define FS_BREAK_TIMERS 16u
+
 /* One line of /proc/self/maps. */
 struct fs_map_entry { uintptr_t start, end; int prot; int priv; char name[64]; };
 #define FS_MAX_MAP_ENTRIES 1024
@@ -79,9 +114,21 @@ struct fs_snapshot {
     uintptr_t brk_start;     /* program break at snapshot */
     struct fs_saved_fd fds[FS_MAX_FDS];   /* sorted by fd */
     int fd_count;
-    struct fs_kernel_sigaction user_segv; /* mprotect backend: the harness's SIGSEGV handler */
-    int user_segv_set;
-    struct fs_kernel_sigaction handlers[65];
+    struct fs_kernel_sigaction handlers[65]; /* as the kernel has them (ours for SIGSYS/SIGSEGV) */
+    /* The runtime's own handlers (SIGSYS always, SIGSEGV when owns_segv) are invisible:
+     * the program sees and sets these views instead; a restore puts the snapshot's back. */
+    struct fs_kernel_sigaction sigsys_view, sigsys_view_snap;
+    struct fs_kernel_sigaction segv_view, segv_view_snap;
+    uint64_t sigmask;            /* blocked signals at the snapshot, as the kernel has them */
+    uint64_t hidden_blocked;     /* of the signals the kernel must never block, those the program believes blocked */
+    uint64_t hidden_blocked_snap;
+    stack_t altstack_view, altstack_view_snap; /* the program's sigaltstack (the runtime's is in use) */
+    struct fs_process_state process_state;
+    unsigned process_state_changed; /* FS_PS_* seen changed during this input */
+    uint32_t rlimits_changed;    /* bit n: resource n */
+    int cwd_fd;                  /* the snapshot's working directory */
+    struct fs_mapping_change code_ranges[FS_MAX_CODE_RANGES]; /* where the watched program's code lies */
+    int code_range_count;
     struct itimerval timers[3];
     sigjmp_buf resume;
     fenv_t fenv;
@@ -121,6 +168,8 @@ struct fs_state {
     struct fs_config cfg;
     int server_started;
     int is_runner;              /* this process runs inputs in snapshot mode */
+    long runner_pid;            /* the runner's pid: its children inherit is_runner, not the pid */
+    int ctl_fd, st_fd;          /* the runner's protocol pipes, moved out of the program's sight */
     int direct;                 /* runner talks to our orchestrator over the control block */
     int in_iteration;
     int shm_fuzz_accepted;
@@ -140,6 +189,7 @@ struct fs_state {
     char maps_buf[1 << 16];
     struct fs_map_entry maps_scratch[FS_MAX_MAP_ENTRIES];
     struct fs_saved_fd fds_scratch[FS_MAX_FDS];
+    struct fs_process_state process_state_scratch;
     struct fs_saved_fd server_fds[FS_MAX_FDS]; /* fork mode: the server's fds and offsets */
     int server_fd_count;
 };
@@ -185,12 +235,26 @@ int fs_snapshot_fd_index(long fd);
 int fs_fds_list(struct fs_saved_fd *out, int max);
 void fs_snapshot_retire(int reason, const char *fmt, ...);
 
+/* process_state.c */
+int fs_process_state_save(struct fs_process_state *ps);
+int fs_process_state_open_cwd(void);
+int fs_process_state_restore(const struct fs_process_state *ps, unsigned changed, uint32_t rlimits_changed,
+                             int cwd_fd, char *err, size_t errlen);
+int fs_process_state_compare(const struct fs_process_state *snap, const struct fs_process_state *now, char *err,
+                             size_t errlen);
+int fs_prctl_setting_index(long option);
+
 /* maps.c */
 int fs_maps_read(struct fs_map_entry *out, int max);
 
 /* syscall_watch.c */
 int fs_syscall_watch_install(int track_kernel_writes, char *err, size_t errlen);
 void fs_note_thread_start(void);
+/* The signals the kernel must never block in the runner (a forced SIGSYS or SIGSEGV
+ * would kill it): SIGSYS always, SIGSEGV while the runtime owns it. */
+uint64_t fs_hidden_signals(void);
+/* 1 in the runner, 0 in the processes it starts (they inherit its memory, not its role) */
+int fs_in_runner(void);
 long fs_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 
 /* track_*.c: dirty-page tracking backends */

@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
     LLVMFuzzerTestOneInput(data, len);
     /* in snapshot mode this ends the input here, without exit()'s handlers and flush,
      * as libFuzzer's own loop would; elsewhere it returns */
-    if (fs_st && fs_st->in_iteration) fs_iteration_end(0);
+    if (fs_st && fs_st->in_iteration && fs_in_runner()) fs_iteration_end(0);
     free(owned);
     return 0;
 }

@@ -43,9 +43,16 @@ int fs_move_fd_high(int fd) {
     return high;
 }
 
+int fs_in_runner(void) {
+    return fs_st && fs_st->is_runner && fs_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0) == fs_st->runner_pid;
+}
+
+/* Inside an input, in the runner itself: a process the input forked inherits the flag. */
+static int in_runner_iteration(void) { return fs_st && fs_st->in_iteration && fs_in_runner(); }
+
 static void on_exit_handler(int status, void *arg) {
     (void)arg;
-    if (fs_st && fs_st->in_iteration) {
+    if (in_runner_iteration()) {
         fflush(NULL); /* exit() would flush stdio after the handlers; _exit() does not */
         fs_iteration_end((status & 0xff) << 8);
     }
@@ -82,7 +89,7 @@ unsigned long long forkserver_iteration(void) { return fs_st ? fs_st->iteration 
 
 /* _exit() in the harness ends an iteration in snapshot mode, as exit() does. */
 void _exit(int status) {
-    if (fs_st && fs_st->in_iteration) fs_iteration_end((status & 0xff) << 8);
+    if (in_runner_iteration()) fs_iteration_end((status & 0xff) << 8);
     for (;;) syscall(SYS_exit_group, status);
 }
 
@@ -92,7 +99,7 @@ void _Exit(int status) { _exit(status); }
  * signal around its clone(), so the syscall watch could only kill the runner there:
  * catch pthread_create first, refuse it, and report the iteration as such. */
 int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg) {
-    if (fs_st && fs_st->is_runner && fs_st->in_iteration) {
+    if (in_runner_iteration()) {
         fs_note_thread_start();
         return EAGAIN;
     }

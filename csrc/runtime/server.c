@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -16,18 +17,19 @@
 
 int fs_coverage_map_fits(void);
 
+/* Raw calls: the runner's own traffic must not pass through the syscall watch. */
 static int write_u32(int fd, uint32_t v) {
-    return write(fd, &v, 4) == 4 ? 0 : -1;
+    return fs_raw_syscall(SYS_write, fd, (long)&v, 4, 0, 0, 0) == 4 ? 0 : -1;
 }
 
 static int read_u32(int fd, uint32_t *v) {
-    ssize_t n;
-    do n = read(fd, v, 4);
-    while (n < 0 && errno == EINTR);
+    long n;
+    do n = fs_raw_syscall(SYS_read, fd, (long)v, 4, 0, 0, 0);
+    while (n == -EINTR);
     return n == 4 ? 0 : -1;
 }
 
-static void die_exit(int code) { for (;;) fs_raw_syscall(231 /* exit_group */, code, 0, 0, 0, 0, 0); }
+static void die_exit(int code) { for (;;) fs_raw_syscall(SYS_exit_group, code, 0, 0, 0, 0, 0); }
 
 /* Dies with its parent: a fuzzer that goes away (even by SIGKILL) takes its fork
  * server with it, and the server its children, hung or not. */
@@ -90,8 +92,8 @@ static void iteration_begin(void) {
         struct fs_control *ctl = fs_st->ctl;
         if (fs_st->batch_index >= ctl->batch_count) {
             uint32_t cmd;
-            if (write_u32(FS_FORKSRV_ST_FD, fs_st->iteration ? FS_MSG_DONE : FS_MSG_READY) ||
-                read_u32(FS_FORKSRV_CTL_FD, &cmd) || cmd != FS_CMD_RUN)
+            if (write_u32(fs_st->st_fd, fs_st->iteration ? FS_MSG_DONE : FS_MSG_READY) ||
+                read_u32(fs_st->ctl_fd, &cmd) || cmd != FS_CMD_RUN)
                 die_exit(0); /* the orchestrator is gone */
             fs_st->batch_index = 0;
             ctl->completed = 0;
@@ -105,7 +107,7 @@ static void iteration_begin(void) {
         materialise_input(fs_st->input, len);
     } else {
         /* AFL++ persistent protocol: stop to report the last iteration, wait for SIGCONT. */
-        if (fs_st->iteration) raise(SIGSTOP);
+        if (fs_st->iteration) fs_raw_syscall(SYS_kill, fs_st->runner_pid, SIGSTOP, 0, 0, 0, 0);
         take_input_from_fuzz_shm();
     }
     fs_coverage_reset_for_run();
@@ -168,8 +170,9 @@ static void iteration_finish(void) {
         note_failure(FS_ERR_RESTORE_FAILED, err);
         retire_after(res, FS_RESULT_RESTORE_FAILED, status);
     }
+    if (fs_st->snap.retire_reason) retire_after(res, 0, status); /* state the restore could not take back */
     uint64_t restore_ns = fs_now_ns() - t0;
-    if (fs_st->cfg.break_restore) fs_break_target++;
+    if (fs_st->cfg.break_restore & FS_BREAK_MEMORY) fs_break_target++;
     if (fs_st->cfg.verify && fs_snapshot_verify(err, sizeof err) != 0) {
         if (!res) runner_report_error_and_exit(FS_ERR_VERIFY_MISMATCH, err);
         note_failure(FS_ERR_VERIFY_MISMATCH, err);
@@ -181,7 +184,7 @@ static void iteration_finish(void) {
         ctl->runner_iterations = fs_st->iteration;
         ctl->completed = fs_st->batch_index;
     }
-    siglongjmp(fs_st->snap.resume, 1);
+    siglongjmp(fs_st->snap.resume, 1); /* the restore put the mask back itself */
 }
 
 void fs_iteration_end(int wait_status) {
@@ -206,12 +209,23 @@ static __attribute__((noinline)) void snapshot_and_begin(void) {
         fs_st->ctl->backend = (unsigned)backend;
         fs_st->ctl->snapshot_ns = fs_now_ns() - t0;
     }
-    sigsetjmp(fs_st->snap.resume, 1);
+    sigsetjmp(fs_st->snap.resume, 0);
     iteration_begin();
+}
+
+/* The runner's protocol pipes move out of the program's sight, and out of any program
+ * it execs; in fork mode the input's process has no 198/199 either. */
+static void hide_protocol_fds(void) {
+    fs_st->ctl_fd = fcntl(FS_FORKSRV_CTL_FD, F_DUPFD_CLOEXEC, 200);
+    fs_st->st_fd = fcntl(FS_FORKSRV_ST_FD, F_DUPFD_CLOEXEC, 200);
+    close(FS_FORKSRV_CTL_FD);
+    close(FS_FORKSRV_ST_FD);
 }
 
 static void become_runner(void) {
     fs_st->is_runner = 1;
+    fs_st->runner_pid = fs_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    if (fs_st->direct) hide_protocol_fds();
     fs_st->materialised_len = (size_t)-1;
     if (fs_st->ctl) {
         fs_st->ctl->runner_pid = (unsigned)getpid();
@@ -268,6 +282,9 @@ static void server_loop(void) {
     for (;;) {
         uint32_t cmd;
         if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) die_exit(0);
+        /* a run command the runner never read (killed on a timeout first) is left in
+         * the pipe: it was never meant for the server */
+        if (cmd == FS_CMD_RUN && fs_st->direct) continue;
         if (cmd == FS_CMD_NEW_RUNNER && fs_st->direct) {
             pid_t server = getpid(), runner = fork();
             if (runner < 0) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs_log.h"
@@ -29,6 +30,7 @@ static void find_rseq_area(struct fs_snapshot *s) {
 }
 
 static long sys(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
+static long sys4(long nr, long a1, long a2, long a3, long a4) { return fs_raw_syscall(nr, a1, a2, a3, a4, 0, 0); }
 
 struct fs_region *fs_snapshot_find_region(uintptr_t addr) {
     struct fs_snapshot *s = SNAP;
@@ -253,12 +255,15 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     s->scan_vec = book + total + marks + list;
 
     s->brk_start = s->brk_now = (uintptr_t)sys(SYS_brk, 0, 0, 0);
+    fs_process_state_save(&s->process_state);
+    s->cwd_fd = fs_process_state_open_cwd();
     if (record_fds(err, errlen)) return -1;
     for (int sig = 1; sig <= 64; sig++) fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&s->handlers[sig], 8, 0, 0);
     for (int t = 0; t < 3; t++) getitimer(t, &s->timers[t]);
     fegetenv(&s->fenv);
     stack_t ss = {.ss_sp = fs_st->signal_stack, .ss_size = FS_ALT_STACK_SIZE, .ss_flags = 0};
-    if (sigaltstack(&ss, NULL)) FS_PWARN("sigaltstack");
+    if (sigaltstack(&ss, &s->altstack_view_snap)) FS_PWARN("sigaltstack");
+    s->altstack_view = s->altstack_view_snap;
     FS_DEBUG("signal stack %p-%p", (void *)fs_st->signal_stack, (void *)(fs_st->signal_stack + FS_ALT_STACK_SIZE));
 
     /* Track first, copy second: whatever runs in between (this function's own stack
@@ -279,6 +284,14 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     s->retire_reason = 0;
     s->threads_started = 0;
     s->restore_count = 1;
+    s->process_state_changed = 0;
+    s->rlimits_changed = 0;
+    /* the kernel must never block the signals the runtime lives on; the program still
+     * sees them blocked if they were */
+    sys4(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&s->sigmask, sizeof s->sigmask);
+    s->hidden_blocked = s->hidden_blocked_snap = s->sigmask & fs_hidden_signals();
+    s->sigmask &= ~fs_hidden_signals();
+    sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->sigmask, 0, sizeof s->sigmask);
     if (fs_syscall_watch_install(s->track_kernel_writes, err, errlen)) return -1;
     return 0;
 }
@@ -339,9 +352,63 @@ static void restore_fds(void) {
         if (s->fds[i].offset >= 0) sys(SYS_lseek, s->fds[i].fd, s->fds[i].offset, SEEK_SET);
 }
 
+/* Processes the input started and left behind: killed and reaped, so that the next
+ * input starts without children (in fork mode they would outlive the input's process). */
+static void reap_children(void) {
+    for (int round = 0; round < 8; round++) {
+        siginfo_t info;
+        long r;
+        do {
+            info.si_pid = 0;
+            r = fs_raw_syscall(SYS_waitid, P_ALL, 0, (long)&info, WEXITED | WNOHANG | __WALL, 0, 0);
+        } while (r == 0 && info.si_pid); /* reaped a zombie: look again */
+        if (r < 0) return;               /* ECHILD: none left */
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%ld/children", sys(SYS_gettid, 0, 0, 0));
+        int fd = (int)sys4(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0);
+        long n = fd >= 0 ? sys(SYS_read, fd, (long)buf, sizeof buf - 1) : -1;
+        if (fd >= 0) sys(SYS_close, fd, 0, 0);
+        if (n <= 0) return;
+        buf[n] = 0;
+        for (char *p = buf; *p;) {
+            long pid = 0;
+            while (*p >= '0' && *p <= '9') pid = pid * 10 + (*p++ - '0');
+            while (*p == ' ' || *p == '\n') p++;
+            if (pid > 0) {
+                sys(SYS_kill, pid, SIGKILL, 0);
+                fs_raw_syscall(SYS_waitid, P_PID, pid, (long)&info, WEXITED | __WALL, 0, 0);
+            }
+        }
+    }
+}
+
+static void restore_signals(struct fs_snapshot *s) {
+    unsigned broken = fs_st->cfg.break_restore;
+    if (s->changed_signals && !(broken & FS_BREAK_SIGNALS)) {
+        for (int sig = 1; sig <= 64; sig++)
+            if (s->changed_signals & (1ull << sig))
+                fs_raw_syscall(SYS_rt_sigaction, sig, (long)&s->handlers[sig], 0, 8, 0, 0);
+        s->changed_signals = 0;
+    }
+    if (!(broken & FS_BREAK_SIGNALS)) {
+        s->sigsys_view = s->sigsys_view_snap;
+        s->segv_view = s->segv_view_snap;
+        s->altstack_view = s->altstack_view_snap;
+    }
+    if (!(broken & FS_BREAK_MASK)) {
+        sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->sigmask, 0, sizeof s->sigmask);
+        s->hidden_blocked = s->hidden_blocked_snap;
+    }
+    if (s->timers_changed && !(broken & FS_BREAK_TIMERS)) {
+        for (int t = 0; t < 3; t++) fs_raw_syscall(SYS_setitimer, t, (long)&s->timers[t], 0, 0, 0, 0);
+        s->timers_changed = 0;
+    }
+}
+
 int fs_snapshot_restore(char *err, size_t errlen) {
     struct fs_snapshot *s = SNAP;
     s->dirty_pages = 0;
+    reap_children();
     for (int i = 0; i < s->new_mapping_count; i++)
         sys(SYS_munmap, (long)s->new_mappings[i].start, (long)(s->new_mappings[i].end - s->new_mappings[i].start), 0);
     for (int i = s->reprotected_count - 1; i >= 0; i--)
@@ -355,26 +422,66 @@ int fs_snapshot_restore(char *err, size_t errlen) {
         snprintf(err, errlen, "the %s backend could not collect dirty pages", s->tracker->name);
         return -1;
     }
-    if (s->changed_signals) {
-        for (int sig = 1; sig <= 64; sig++)
-            if (s->changed_signals & (1ull << sig))
-                fs_raw_syscall(SYS_rt_sigaction, sig, (long)&s->handlers[sig], 0, 8, 0, 0);
-        s->changed_signals = 0;
-    }
-    if (s->timers_changed) {
-        for (int t = 0; t < 3; t++) fs_raw_syscall(SYS_setitimer, t, (long)&s->timers[t], 0, 0, 0, 0);
-        s->timers_changed = 0;
-    }
+    restore_signals(s);
     restore_fds();
     fesetenv(&s->fenv);
     s->new_mapping_count = 0;
     s->reprotected_count = 0;
+    if (s->process_state_changed && !(fs_st->cfg.break_restore & FS_BREAK_PROCESS_STATE)) {
+        char why[160];
+        if (fs_process_state_restore(&s->process_state, s->process_state_changed, s->rlimits_changed, s->cwd_fd,
+                                     why, sizeof why))
+            fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "%s", why); /* the next input gets a fresh runner */
+        s->process_state_changed = 0;
+        s->rlimits_changed = 0;
+    }
     return 0;
 }
 
-/* Slow and thorough: compares every restorable byte, the break, the layout and the fds. */
+static int same_action(const struct fs_kernel_sigaction *a, const struct fs_kernel_sigaction *b) {
+    return a->handler == b->handler && a->flags == b->flags && a->mask == b->mask;
+}
+
+/* The kernel-side state: process state, signal dispositions (as the program sees them),
+ * the mask, interval timers (armed or not, and their interval: a running timer's
+ * remaining time moves on its own). */
+static int verify_kernel_state(struct fs_snapshot *s, char *err, size_t errlen) {
+    struct fs_process_state *now = &fs_st->process_state_scratch;
+    fs_process_state_save(now);
+    if (fs_process_state_compare(&s->process_state, now, err, errlen)) return -1;
+    for (int sig = 1; sig <= 64; sig++) {
+        struct fs_kernel_sigaction k;
+        if (fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&k, 8, 0, 0) != 0) continue;
+        if (!same_action(&k, &s->handlers[sig]))
+            return snprintf(err, errlen, "the handler of signal %d differs from the snapshot's", sig), -1;
+    }
+    if (!same_action(&s->sigsys_view, &s->sigsys_view_snap) || !same_action(&s->segv_view, &s->segv_view_snap))
+        return snprintf(err, errlen, "the program's SIGSYS or SIGSEGV handler differs from the snapshot's"), -1;
+    if (s->altstack_view.ss_sp != s->altstack_view_snap.ss_sp || s->altstack_view.ss_flags != s->altstack_view_snap.ss_flags)
+        return snprintf(err, errlen, "the signal stack differs from the snapshot's"), -1;
+    uint64_t mask;
+    sys4(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mask, sizeof mask);
+    if (mask != s->sigmask || s->hidden_blocked != s->hidden_blocked_snap)
+        return snprintf(err, errlen, "the signal mask is %#llx, snapshot had %#llx",
+                        (unsigned long long)(mask | s->hidden_blocked),
+                        (unsigned long long)(s->sigmask | s->hidden_blocked_snap)), -1;
+    for (int t = 0; t < 3; t++) {
+        struct itimerval v;
+        fs_raw_syscall(SYS_getitimer, t, (long)&v, 0, 0, 0, 0);
+        const struct itimerval *w = &s->timers[t];
+        int armed = v.it_value.tv_sec || v.it_value.tv_usec, was = w->it_value.tv_sec || w->it_value.tv_usec;
+        if (armed != was || v.it_interval.tv_sec != w->it_interval.tv_sec || v.it_interval.tv_usec != w->it_interval.tv_usec)
+            return snprintf(err, errlen, "interval timer %d is %s, snapshot had it %s", t, armed ? "armed" : "disarmed",
+                            was ? "armed" : "disarmed"), -1;
+    }
+    return 0;
+}
+
+/* Slow and thorough: compares every restorable byte, the break, the layout, the fds and
+ * the kernel-side state with the snapshot. */
 int fs_snapshot_verify(char *err, size_t errlen) {
     struct fs_snapshot *s = SNAP;
+    if (verify_kernel_state(s, err, errlen)) return -1;
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         for (uintptr_t p = r->start; p < r->end; p += FS_PAGE_SIZE)

@@ -1,23 +1,35 @@
-/* The syscall watch: a seccomp filter in the snapshot runner that traps the few system
- * calls a restore must know about (mapping changes, brk, signal handlers, timers, new
- * threads, closing snapshot fds) and, for the mprotect backend, the calls through which
- * the kernel writes into memory. The SIGSYS handler notes each, then performs it from
- * fs_raw_syscall, whose address the filter lets through. */
+/* The syscall watch: a seccomp filter in the snapshot runner that traps the system
+ * calls a restore must know about (mapping changes, brk, signal handlers and mask,
+ * timers, new fds, new threads, kernel-side process state, exec) and, when a backend
+ * keeps memory read-only (mprotect, pagemap-scan's cold chunks), every call that may
+ * write into memory. The SIGSYS handler notes each, then performs it from
+ * fs_raw_syscall, whose address the filter lets through.
+ *
+ * Two kernel facts shape it. A filter is inherited by every child and across execve
+ * and can never be removed; so it traps only calls made from the code that was mapped
+ * at the snapshot (an exec'd program's code lies elsewhere), and in the runner's
+ * children the handler only performs the call. And a SIGSYS the kernel forces while it
+ * is blocked kills the process; so the program may never really block SIGSYS (nor
+ * SIGSEGV while the runtime owns it): it sees the mask it asked for, the kernel gets
+ * the mask less those. */
 #define _GNU_SOURCE
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <asm/prctl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -28,10 +40,26 @@ extern char fs_raw_syscall_insn[];
 
 #define SNAP (&fs_st->snap)
 #define IS_ERR(r) ((unsigned long)(r) >= (unsigned long)-4095)
+#define SIGBIT(sig) (1ull << ((sig) - 1))
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define FS_SS_AUTODISARM (1u << 31) /* linux/signal.h; glibc does not name it */
 
+static long raw6(long nr, const long *a) { return fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]); }
+
+/* Trapped in every runner. */
 static const int always_trapped[] = {
-    SYS_mmap, SYS_mprotect, SYS_munmap, SYS_brk, SYS_rt_sigaction, SYS_mremap,
-    SYS_setitimer, SYS_alarm, SYS_close_range, SYS_timer_create,
+    SYS_mmap, SYS_mprotect, SYS_munmap, SYS_brk, SYS_mremap, SYS_rt_sigaction, SYS_rt_sigprocmask,
+    SYS_sigaltstack, SYS_setitimer, SYS_alarm, SYS_close_range, SYS_timer_create, SYS_execve, SYS_execveat,
+    SYS_chdir, SYS_fchdir, SYS_umask, SYS_setrlimit, SYS_prlimit64, SYS_prctl, SYS_setpriority,
+    SYS_sched_setaffinity, SYS_personality, SYS_arch_prctl,
+};
+
+/* Process state no restore can take back: the runner retires after the input. */
+static const int irreversible[] = {
+    SYS_setsid, SYS_setpgid, SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
+    SYS_setfsuid, SYS_setfsgid, SYS_setgroups, SYS_capset, SYS_chroot, SYS_unshare, SYS_setns, SYS_seccomp,
+    SYS_sched_setscheduler, SYS_sched_setparam, SYS_sched_setattr, SYS_ioprio_set, SYS_set_mempolicy, SYS_mbind,
+    SYS_pkey_mprotect, SYS_pkey_alloc, SYS_modify_ldt, SYS_shmat, SYS_shmdt, SYS_remap_file_pages,
 };
 
 /* The calls that create fds; their results are logged so a restore closes exactly those. */
@@ -44,18 +72,27 @@ static const int fd_creators[] = {
     SYS_fsopen, SYS_fsmount, SYS_open_tree, SYS_fspick, SYS_memfd_secret, SYS_landlock_create_ruleset,
 };
 
-/* The calls through which the kernel writes into the caller's memory. */
-static const int kernel_writers[] = {
-    SYS_read, SYS_pread64, SYS_readv, SYS_preadv, SYS_preadv2, SYS_recvfrom, SYS_recvmsg,
-    SYS_fstat, SYS_stat, SYS_lstat, SYS_newfstatat, SYS_statx, SYS_getdents64, SYS_getrandom,
-    SYS_readlink, SYS_readlinkat, SYS_getcwd, SYS_pipe, SYS_pipe2, SYS_socketpair, SYS_wait4,
-    SYS_poll, SYS_ppoll, SYS_select, SYS_pselect6, SYS_epoll_wait, SYS_epoll_pwait, SYS_uname,
-    SYS_sysinfo, SYS_getrusage, SYS_times, SYS_prlimit64, SYS_getrlimit, SYS_getsockopt,
-    SYS_accept, SYS_accept4, SYS_getsockname, SYS_getpeername, SYS_rt_sigprocmask,
-    SYS_sigaltstack, SYS_getitimer, SYS_clock_gettime, SYS_gettimeofday, SYS_time,
-    SYS_nanosleep, SYS_clock_nanosleep, SYS_ioctl, SYS_fcntl, SYS_sched_getaffinity,
-    SYS_getresuid, SYS_getresgid, SYS_getgroups, SYS_futex,
+/* Calls that never write into the caller's memory: the only ones a runner whose
+ * memory is partly read-only lets through untrapped. Every other call is trapped, and
+ * one that fails with EFAULT on memory the backend keeps read-only is run again once
+ * that memory is writable. A call missing here only costs a trap. */
+static const int never_write_memory[] = {
+    SYS_write, SYS_pwrite64, SYS_writev, SYS_pwritev, SYS_pwritev2, SYS_lseek, SYS_getpid, SYS_getppid,
+    SYS_gettid, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getpgrp, SYS_getpgid, SYS_getsid,
+    SYS_kill, SYS_tgkill, SYS_tkill, SYS_exit, SYS_exit_group, SYS_sched_yield, SYS_fsync, SYS_fdatasync,
+    SYS_sync, SYS_syncfs, SYS_ftruncate, SYS_truncate, SYS_unlink, SYS_unlinkat, SYS_mkdir, SYS_mkdirat,
+    SYS_rmdir, SYS_rename, SYS_renameat, SYS_renameat2, SYS_link, SYS_linkat, SYS_symlink, SYS_symlinkat,
+    SYS_access, SYS_faccessat, SYS_faccessat2, SYS_chmod, SYS_fchmod, SYS_fchmodat, SYS_chown, SYS_fchown,
+    SYS_lchown, SYS_fchownat, SYS_madvise, SYS_mlock, SYS_munlock, SYS_mlockall, SYS_munlockall, SYS_msync,
+    SYS_flock, SYS_fadvise64, SYS_shutdown, SYS_sendto, SYS_sendmsg, SYS_connect, SYS_bind, SYS_listen,
+    SYS_setsockopt, SYS_utimensat, SYS_utimes, SYS_fallocate, SYS_readahead, SYS_rt_sigreturn,
+    SYS_restart_syscall, SYS_getpriority, SYS_sched_getscheduler, SYS_pause, SYS_membarrier,
+    SYS_set_robust_list, SYS_set_tid_address, SYS_rseq, SYS_epoll_ctl, SYS_inotify_add_watch,
+    SYS_inotify_rm_watch, SYS_timerfd_settime, SYS_sched_get_priority_max, SYS_sched_get_priority_min,
+    SYS_mknod, SYS_mknodat, SYS_sync_file_range, SYS_close,
 };
+
+/* ---- kernel writes into memory the backend keeps read-only ---- */
 
 static void note(uintptr_t addr, size_t len) {
     if (addr && len && SNAP->tracker->note_kernel_write) SNAP->tracker->note_kernel_write(SNAP, addr, len);
@@ -67,12 +104,15 @@ static void note_iov(const struct iovec *iov, long count) {
     for (long i = 0; i < count && i < 1024; i++) note((uintptr_t)iov[i].iov_base, iov[i].iov_len);
 }
 
+/* The calls that consume what they return (data read, a child reaped, a signal taken):
+ * run again after an EFAULT, the data would be gone, so their buffers are made
+ * writable before the call. Others are announced too where the size is known. */
 static void note_kernel_writes(long nr, const long *a) {
     switch (nr) {
-    case SYS_read: case SYS_pread64: case SYS_getdents64: case SYS_readlink: note(a[1], a[2]); break;
+    case SYS_read: case SYS_pread64: case SYS_getdents64: case SYS_getdents: case SYS_readlink: note(a[1], a[2]); break;
     case SYS_readlinkat: note(a[2], a[3]); break;
     case SYS_readv: case SYS_preadv: case SYS_preadv2: note_iov((const struct iovec *)a[1], a[2]); break;
-    case SYS_recvfrom: note(a[1], a[2]); note(a[4], 128); note(a[5], 4); break;
+    case SYS_recvfrom: note(a[1], a[2]); note(a[4], sizeof(struct sockaddr_storage)); note(a[5], sizeof(socklen_t)); break;
     case SYS_recvmsg: {
         struct msghdr *m = (struct msghdr *)a[1];
         if (!m) break;
@@ -82,41 +122,57 @@ static void note_kernel_writes(long nr, const long *a) {
         note_iov(m->msg_iov, (long)m->msg_iovlen);
         break;
     }
-    case SYS_fstat: case SYS_stat: case SYS_lstat: note(a[1], 144); break;
-    case SYS_newfstatat: note(a[2], 144); break;
-    case SYS_statx: note(a[4], 256); break;
+    case SYS_msgrcv: note(a[1], sizeof(long) + (size_t)a[2]); break;
+    case SYS_wait4: note(a[1], sizeof(int)); note(a[3], sizeof(struct rusage)); break;
+    case SYS_waitid: note(a[2], sizeof(siginfo_t)); note(a[4], sizeof(struct rusage)); break;
+    case SYS_rt_sigtimedwait: note(a[1], sizeof(siginfo_t)); break;
+    case SYS_accept: case SYS_accept4: note(a[1], sizeof(struct sockaddr_storage)); note(a[2], sizeof(socklen_t)); break;
+    case SYS_epoll_wait: case SYS_epoll_pwait: case SYS_epoll_pwait2: note(a[1], (size_t)a[2] * 12); break;
     case SYS_getrandom: case SYS_getcwd: note(a[0], a[1]); break;
-    case SYS_pipe: case SYS_pipe2: note(a[0], 8); break;
-    case SYS_socketpair: note(a[3], 8); break;
-    case SYS_wait4: note(a[1], 4); note(a[3], 144); break;
+    case SYS_pipe: case SYS_pipe2: note(a[0], 2 * sizeof(int)); break;
+    case SYS_socketpair: note(a[3], 2 * sizeof(int)); break;
     case SYS_poll: case SYS_ppoll: note(a[0], (size_t)a[1] * 8); break;
-    case SYS_select: case SYS_pselect6: note(a[1], 128); note(a[2], 128); note(a[3], 128); note(a[4], 16); break;
-    case SYS_epoll_wait: case SYS_epoll_pwait: note(a[1], (size_t)a[2] * 12); break;
-    case SYS_uname: note(a[0], 390); break;
-    case SYS_sysinfo: note(a[0], 112); break;
-    case SYS_getrusage: note(a[1], 144); break;
-    case SYS_times: note(a[0], 32); break;
-    case SYS_prlimit64: note(a[3], 16); break;
-    case SYS_getrlimit: note(a[1], 16); break;
-    case SYS_getsockopt: note(a[3], 256); note(a[4], 4); break;
-    case SYS_accept: case SYS_accept4: case SYS_getsockname: case SYS_getpeername: note(a[1], 128); note(a[2], 4); break;
-    case SYS_rt_sigprocmask: note(a[2], 8); break;
-    case SYS_rt_sigaction: note(a[2], sizeof(struct fs_kernel_sigaction)); break;
-    case SYS_sigaltstack: note(a[1], sizeof(stack_t)); break;
-    case SYS_getitimer: note(a[1], 32); break;
-    case SYS_setitimer: note(a[2], 32); break;
-    case SYS_clock_gettime: note(a[1], 16); break;
-    case SYS_gettimeofday: note(a[0], 16); break;
-    case SYS_time: note(a[0], 8); break;
-    case SYS_nanosleep: note(a[1], 16); break;
-    case SYS_clock_nanosleep: note(a[3], 16); break;
-    case SYS_ioctl: case SYS_fcntl: note(a[2], 64); break; /* size unknown: the likely struct */
-    case SYS_sched_getaffinity: note(a[2], a[1]); break;
-    case SYS_getresuid: case SYS_getresgid: note(a[0], 4); note(a[1], 4); note(a[2], 4); break;
-    case SYS_getgroups: note(a[1], (size_t)a[0] * 4); break;
-    case SYS_futex: note(a[0], 4); break;
+    case SYS_select: case SYS_pselect6:
+        for (int i = 1; i <= 3; i++) note(a[i], ((size_t)a[0] + 7) / 8);
+        note(a[4], 16);
+        break;
     }
 }
+
+static int in_tracked_region(uintptr_t addr) { return fs_snapshot_find_region(addr) != NULL; }
+
+/* After an EFAULT: makes writable the next page of every argument that points into
+ * tracked memory (the k-th page on the k-th attempt). 0 when no argument does. */
+static int open_pointer_args(const long *a, int attempt) {
+    int any = 0;
+    for (int i = 0; i < 6; i++) {
+        uintptr_t p = ((uintptr_t)a[i] & ~(FS_PAGE_SIZE - 1)) + (uintptr_t)attempt * FS_PAGE_SIZE;
+        if ((uintptr_t)a[i] < FS_PAGE_SIZE || !in_tracked_region((uintptr_t)a[i]) || !in_tracked_region(p)) continue;
+        note(p, FS_PAGE_SIZE);
+        any = 1;
+    }
+    return any;
+}
+
+#define MAX_EFAULT_RETRIES 16
+
+static long run_writing_call(long nr, long *a) {
+    struct fs_snapshot *s = SNAP;
+    if (!s->track_kernel_writes) return raw6(nr, a);
+    if (s->tracker->kernel_write_done && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)) {
+        /* these return how far the kernel wrote: the backend may take back the rest */
+        note_kernel_writes(nr, a);
+        long r = raw6(nr, a);
+        s->tracker->kernel_write_done(s, (uintptr_t)a[1] + (IS_ERR(r) ? 0 : (uintptr_t)r));
+        return r;
+    }
+    note_kernel_writes(nr, a);
+    long r = raw6(nr, a);
+    for (int k = 0; r == -EFAULT && k < MAX_EFAULT_RETRIES && open_pointer_args(a, k); k++) r = raw6(nr, a);
+    return r;
+}
+
+/* ---- bookkeeping for the restore ---- */
 
 static void log_fd(long fd) {
     struct fs_snapshot *s = SNAP;
@@ -142,7 +198,7 @@ static void log_new_fds(long nr, const long *a, long r) {
         if (a[1] == F_DUPFD || a[1] == F_DUPFD_CLOEXEC) log_fd(r);
         return;
     }
-    for (size_t i = 0; i < sizeof fd_creators / sizeof fd_creators[0]; i++)
+    for (size_t i = 0; i < COUNT(fd_creators); i++)
         if (fd_creators[i] == nr) log_fd(r);
 }
 
@@ -174,57 +230,118 @@ static void note_reprotect(uintptr_t start, size_t len, long new_prot) {
     }
 }
 
-static long handle_rt_sigaction(const long *a) {
+static void note_process_state(unsigned piece) { SNAP->process_state_changed |= piece; }
+
+/* ---- signals: the runtime's own stay out of sight ---- */
+
+uint64_t fs_hidden_signals(void) { return SIGBIT(SIGSYS) | (SNAP->owns_segv ? SIGBIT(SIGSEGV) : 0); }
+
+static struct fs_kernel_sigaction *signal_view(int sig) {
     struct fs_snapshot *s = SNAP;
-    int sig = (int)a[0];
-    if (sig == SIGSYS && a[1]) return 0; /* the watch owns SIGSYS */
-    if (sig == SIGSEGV && a[1] && s->owns_segv) {
-        /* our handler stays; it forwards real faults to the harness's handler */
-        struct fs_kernel_sigaction *old = (struct fs_kernel_sigaction *)a[2];
-        if (old) {
-            if (s->user_segv_set) *old = s->user_segv;
-            else memset(old, 0, sizeof *old);
-        }
-        s->user_segv = *(const struct fs_kernel_sigaction *)a[1];
-        s->user_segv_set = 1;
-        return 0;
-    }
-    if (a[1] && sig > 0 && sig <= 64) s->changed_signals |= 1ull << sig;
-    return fs_raw_syscall(SYS_rt_sigaction, a[0], a[1], a[2], a[3], 0, 0);
+    if (sig == SIGSYS) return &s->sigsys_view;
+    if (sig == SIGSEGV && s->owns_segv) return &s->segv_view;
+    return NULL;
 }
 
-static long handle(long nr, long *a) {
+static long handle_rt_sigaction(const long *a, int in_runner) {
     struct fs_snapshot *s = SNAP;
-    if (s->tracker->kernel_write_done && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)) {
-        /* these return how far the kernel wrote: the backend may take back the rest */
-        note_kernel_writes(nr, a);
-        long r = fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-        s->tracker->kernel_write_done(s, (uintptr_t)a[1] + (IS_ERR(r) ? 0 : (uintptr_t)r));
-        return r;
+    int sig = (int)a[0];
+    const struct fs_kernel_sigaction *act = (const struct fs_kernel_sigaction *)a[1];
+    struct fs_kernel_sigaction *old = (struct fs_kernel_sigaction *)a[2];
+    struct fs_kernel_sigaction *view = signal_view(sig);
+    if (view) {
+        if (a[3] != sizeof(uint64_t)) return -EINVAL;
+        struct fs_kernel_sigaction prev = *view;
+        if (act && in_runner) *view = *act; /* a child's change would land in the runner's view */
+        if (old) *old = prev;
+        return 0;
     }
-    if (s->track_kernel_writes) note_kernel_writes(nr, a);
+    if (!act || sig < 1 || sig > 64) return raw6(SYS_rt_sigaction, a);
+    struct fs_kernel_sigaction k = *act;
+    k.mask &= ~fs_hidden_signals(); /* a handler's mask must not block them either */
+    if (in_runner) s->changed_signals |= 1ull << sig;
+    return fs_raw_syscall(SYS_rt_sigaction, sig, (long)&k, a[2], a[3], 0, 0);
+}
+
+/* Runs inside the SIGSYS handler, so the mask to read and change is the one the
+ * handler returns to (uc_sigmask), not the handler's own. */
+static long handle_rt_sigprocmask(const long *a, ucontext_t *uc, int in_runner) {
+    struct fs_snapshot *s = SNAP;
+    const uint64_t *set = (const uint64_t *)a[1];
+    uint64_t *oldset = (uint64_t *)a[2], hidden = fs_hidden_signals();
+    uint64_t *kernel_mask = (uint64_t *)(void *)&uc->uc_sigmask; /* the kernel's 64 bits lead glibc's set */
+    if (a[3] != sizeof(uint64_t) || (set && a[0] != SIG_BLOCK && a[0] != SIG_UNBLOCK && a[0] != SIG_SETMASK))
+        return -EINVAL;
+    uint64_t seen = *kernel_mask | (s->hidden_blocked & hidden);
+    if (set) {
+        uint64_t wanted = a[0] == SIG_BLOCK ? seen | *set : a[0] == SIG_UNBLOCK ? seen & ~*set : *set;
+        wanted &= ~(SIGBIT(SIGKILL) | SIGBIT(SIGSTOP));
+        *kernel_mask = wanted & ~hidden;
+        if (in_runner) s->hidden_blocked = wanted & hidden;
+    }
+    if (oldset) *oldset = seen;
+    return 0;
+}
+
+/* A process started without address randomisation would map the exec'd program where
+ * the runner's code was, and the inherited filter would trap its calls. */
+static long handle_exec(long nr, long *a) {
+    long persona = fs_raw_syscall(SYS_personality, 0xffffffff, 0, 0, 0, 0, 0);
+    if (persona >= 0 && (persona & ADDR_NO_RANDOMIZE))
+        fs_raw_syscall(SYS_personality, persona & ~ADDR_NO_RANDOMIZE, 0, 0, 0, 0, 0);
+    long r = raw6(nr, a);
+    if (persona >= 0 && (persona & ADDR_NO_RANDOMIZE)) fs_raw_syscall(SYS_personality, persona, 0, 0, 0, 0, 0);
+    return r;
+}
+
+static long handle_prctl(long *a) {
+    long option = a[0];
+    if (option == PR_SET_NAME) note_process_state(FS_PS_COMM);
+    else if (fs_prctl_setting_index(option) >= 0) note_process_state(FS_PS_PRCTL);
+    else if (option == PR_SET_SECCOMP || option == PR_SET_MM || option == PR_SET_SECUREBITS ||
+             option == PR_CAPBSET_DROP || option == PR_SET_SPECULATION_CTRL || option == PR_SET_FP_MODE ||
+             option == PR_SET_TSC || option == PR_CAP_AMBIENT || option == PR_SET_IO_FLUSHER)
+        fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "prctl(%ld) after the snapshot", option);
+    return run_writing_call(SYS_prctl, a);
+}
+
+static int is_self(long pid) { return pid == 0 || pid == fs_st->runner_pid; }
+
+/* In a process the runner started: only what keeps it alive and its memory writable. */
+static long handle_in_child(long nr, long *a, ucontext_t *uc) {
+    switch (nr) {
+    case SYS_rt_sigaction: return handle_rt_sigaction(a, 0);
+    case SYS_rt_sigprocmask: return handle_rt_sigprocmask(a, uc, 0);
+    case SYS_execve: case SYS_execveat: return handle_exec(nr, a);
+    case SYS_clone: return -EAGAIN; /* a thread: it cannot be started from the handler */
+    }
+    return run_writing_call(nr, a);
+}
+
+static long handle(long nr, long *a, ucontext_t *uc) {
+    struct fs_snapshot *s = SNAP;
     switch (nr) {
     case SYS_mmap: {
         if ((a[3] & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && fs_snapshot_overlaps_layout(a[0], a[0] + a[1]))
             fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "mmap(MAP_FIXED) over a mapping of the snapshot");
-        long r = fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        long r = raw6(nr, a);
         if (!IS_ERR(r)) log_mapping(s->new_mappings, &s->new_mapping_count, r, a[1], 0);
         return r;
     }
     case SYS_munmap:
         if (fs_snapshot_overlaps_layout(a[0], a[0] + a[1]))
             fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "munmap of a mapping of the snapshot");
-        break;
+        return raw6(nr, a);
     case SYS_mremap: {
         if (fs_snapshot_overlaps_layout(a[0], a[0] + a[1]))
             fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "mremap of a mapping of the snapshot");
-        long r = fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        long r = raw6(nr, a);
         if (!IS_ERR(r)) log_mapping(s->new_mappings, &s->new_mapping_count, r, a[2], 0);
         return r;
     }
     case SYS_mprotect:
         note_reprotect(a[0], a[1], a[2]);
-        break;
+        return raw6(nr, a);
     case SYS_brk: {
         /* a break below the snapshot's would lose heap that a restore cannot bring back:
          * refuse to go lower, as a kernel short of memory would; malloc copes */
@@ -233,20 +350,34 @@ static long handle(long nr, long *a) {
         s->brk_now = (uintptr_t)r;
         return r;
     }
-    case SYS_rt_sigaction:
-        return handle_rt_sigaction(a);
+    case SYS_rt_sigaction: return handle_rt_sigaction(a, 1);
+    case SYS_rt_sigprocmask: return handle_rt_sigprocmask(a, uc, 1);
+    case SYS_sigaltstack: {
+        /* the runtime's handlers run on its own stack; the program sees and sets a view */
+        const stack_t *ss = (const stack_t *)a[0];
+        stack_t *old = (stack_t *)a[1];
+        stack_t prev = s->altstack_view;
+        if (ss) {
+            if (ss->ss_flags & ~(SS_DISABLE | FS_SS_AUTODISARM)) return -EINVAL;
+            if (!(ss->ss_flags & SS_DISABLE) && ss->ss_size < MINSIGSTKSZ) return -ENOMEM;
+            s->altstack_view = *ss;
+            if (ss->ss_flags & SS_DISABLE) s->altstack_view = (stack_t){.ss_flags = SS_DISABLE};
+        }
+        if (old) *old = prev;
+        return 0;
+    }
     case SYS_setitimer: case SYS_alarm:
         s->timers_changed = 1;
-        break;
+        return run_writing_call(nr, a);
     case SYS_timer_create:
         fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "timer_create() after the snapshot");
-        break;
+        return run_writing_call(nr, a);
     case SYS_clone:
         fs_note_thread_start();
         return -EAGAIN;
     case SYS_close:
         fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "closed fd %ld, which was open at the snapshot", a[0]);
-        break;
+        return raw6(nr, a);
     case SYS_dup2: case SYS_dup3:
         if (fs_snapshot_fd_index(a[1]) >= 0)
             fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "replaced fd %ld, which was open at the snapshot", a[1]);
@@ -256,8 +387,40 @@ static long handle(long nr, long *a) {
             if (s->fds[i].fd >= a[0] && (unsigned long)s->fds[i].fd <= (unsigned long)a[1])
                 fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "close_range() over fds open at the snapshot");
         break;
+    case SYS_execve: case SYS_execveat: return handle_exec(nr, a);
+    case SYS_chdir: case SYS_fchdir: note_process_state(FS_PS_CWD); break;
+    case SYS_umask: note_process_state(FS_PS_UMASK); break;
+    case SYS_setrlimit:
+        note_process_state(FS_PS_RLIMITS);
+        if (a[0] >= 0 && a[0] < FS_RLIMITS) s->rlimits_changed |= 1u << a[0];
+        break;
+    case SYS_prlimit64:
+        if (a[2] && is_self(a[0]) && a[1] >= 0 && a[1] < FS_RLIMITS) {
+            note_process_state(FS_PS_RLIMITS);
+            s->rlimits_changed |= 1u << a[1];
+        }
+        break;
+    case SYS_prctl: return handle_prctl(a);
+    case SYS_setpriority:
+        if (a[0] == PRIO_PROCESS && is_self(a[1])) note_process_state(FS_PS_PRIORITY);
+        break;
+    case SYS_sched_setaffinity:
+        if (is_self(a[0])) note_process_state(FS_PS_AFFINITY);
+        break;
+    case SYS_personality:
+        if ((unsigned long)a[0] != 0xffffffffu) note_process_state(FS_PS_PERSONALITY);
+        break;
+    case SYS_arch_prctl:
+        if (a[0] == ARCH_SET_FS || a[0] == ARCH_SET_GS)
+            fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "arch_prctl(%#lx) after the snapshot", a[0]);
+        break;
+    default:
+        for (size_t i = 0; i < COUNT(irreversible); i++)
+            if (irreversible[i] == nr)
+                fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "system call %ld changes process state that "
+                                   "cannot be restored", nr);
     }
-    long r = fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    long r = run_writing_call(nr, a);
     if (s->watch_fds) log_new_fds(nr, a, r);
     return r;
 }
@@ -268,14 +431,16 @@ static void sigsys_handler(int sig, siginfo_t *info, void *vctx) {
     ucontext_t *uc = vctx;
     greg_t *g = uc->uc_mcontext.gregs;
     long a[6] = {g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9]};
-    g[REG_RAX] = handle(info->si_syscall, a);
+    g[REG_RAX] = fs_in_runner() ? handle(info->si_syscall, a, uc) : handle_in_child(info->si_syscall, a, uc);
     errno = saved_errno;
 }
 
 /* ---- the filter ---- */
 
-#define MAX_FILTER 512
+#define MAX_FILTER 1024
 #define ARG_LO(n) (offsetof(struct seccomp_data, args) + 8 * (n))
+#define IP_LO offsetof(struct seccomp_data, instruction_pointer)
+#define IP_HI (offsetof(struct seccomp_data, instruction_pointer) + 4)
 
 struct filter {
     struct sock_filter ins[MAX_FILTER];
@@ -286,75 +451,150 @@ static void emit(struct filter *f, struct sock_filter ins) {
     if (f->n < MAX_FILTER) f->ins[f->n++] = ins;
 }
 
-static void trap_if_nr(struct filter *f, int nr) {
-    emit(f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1));
-    emit(f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP));
+#define STMT(code, k) emit(f, (struct sock_filter)BPF_STMT(code, k))
+#define JUMP(code, k, jt, jf) emit(f, (struct sock_filter)BPF_JUMP(code, k, jt, jf))
+
+static void load(struct filter *f, unsigned offset) { STMT(BPF_LD | BPF_W | BPF_ABS, offset); }
+static void ret(struct filter *f, unsigned action) { STMT(BPF_RET | BPF_K, action); }
+
+static void ret_if_nr(struct filter *f, int nr, unsigned action) {
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1);
+    ret(f, action);
+}
+
+static void ret_if_any_nr(struct filter *f, const int *nrs, size_t count, unsigned action) {
+    for (size_t i = 0; i < count; i++) ret_if_nr(f, nrs[i], action);
 }
 
 /* nr == syscall and args[arg] is a snapshot fd -> trap; other calls of nr -> allow */
 static void trap_if_fd_arg(struct filter *f, int nr, int arg) {
     struct fs_snapshot *s = SNAP;
     int block = 1 + 2 * s->fd_count + 1 + 1; /* load, (jeq, ret) per fd, ret allow, reload */
-    emit(f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, (unsigned)block));
-    emit(f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(arg)));
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, (unsigned)block);
+    load(f, ARG_LO(arg));
     for (int i = 0; i < s->fd_count; i++) {
-        emit(f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)s->fds[i].fd, 0, 1));
-        emit(f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP));
+        JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)s->fds[i].fd, 0, 1);
+        ret(f, SECCOMP_RET_TRAP);
     }
-    emit(f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-    emit(f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)));
+    ret(f, SECCOMP_RET_ALLOW);
+    load(f, offsetof(struct seccomp_data, nr));
+}
+
+/* Lets through every call made from outside the watched code ranges: from the
+ * runtime's own syscall instruction, and from any program a child exec'd. */
+static void allow_unless_from_watched_code(struct filter *f) {
+    struct fs_snapshot *s = SNAP;
+    uintptr_t allowed_ip = (uintptr_t)fs_raw_syscall_insn + 2; /* the address after `syscall` */
+    load(f, IP_LO);
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)allowed_ip, 0, 3);
+    load(f, IP_HI);
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(allowed_ip >> 32), 0, 1);
+    ret(f, SECCOMP_RET_ALLOW);
+    /* per range [start, end) (same upper half): 5 instructions, the last a jump to the
+     * syscall checks after the final ALLOW */
+    for (int i = 0; i < s->code_range_count; i++) {
+        uintptr_t start = s->code_ranges[i].start, end = s->code_ranges[i].end;
+        int after = (s->code_range_count - i - 1) * 5; /* instructions to the final ALLOW */
+        load(f, IP_HI);
+        JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(start >> 32), 0, 3);
+        load(f, IP_LO);
+        JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)start, 0, 1);
+        JUMP(BPF_JMP | BPF_JGT | BPF_K, (uint32_t)(end - 1), 0, (unsigned)(after + 1));
+    }
+    ret(f, SECCOMP_RET_ALLOW);
+}
+
+static int build_filter(struct filter *f, int with_kernel_writes) {
+    f->n = 0;
+    load(f, offsetof(struct seccomp_data, arch));
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    ret(f, SECCOMP_RET_ALLOW);
+    allow_unless_from_watched_code(f);
+    load(f, offsetof(struct seccomp_data, nr));
+    /* clone3 hides its flags from the filter: refuse it, and libc falls back to clone() */
+    ret_if_nr(f, SYS_clone3, SECCOMP_RET_ERRNO | ENOSYS);
+    ret_if_any_nr(f, always_trapped, COUNT(always_trapped), SECCOMP_RET_TRAP);
+    ret_if_any_nr(f, irreversible, COUNT(irreversible), SECCOMP_RET_TRAP);
+    ret_if_any_nr(f, fd_creators, COUNT(fd_creators), SECCOMP_RET_TRAP);
+    ret_if_nr(f, SYS_dup2, SECCOMP_RET_TRAP);
+    ret_if_nr(f, SYS_dup3, SECCOMP_RET_TRAP);
+    if (with_kernel_writes) {
+        ret_if_nr(f, SYS_fcntl, SECCOMP_RET_TRAP); /* F_GETLK and others write */
+    } else {
+        /* fcntl(F_DUPFD / F_DUPFD_CLOEXEC) creates fds */
+        JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fcntl, 0, 5);
+        load(f, ARG_LO(1));
+        JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD, 1, 0);
+        JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD_CLOEXEC, 0, 1);
+        ret(f, SECCOMP_RET_TRAP);
+        ret(f, SECCOMP_RET_ALLOW);
+    }
+    trap_if_fd_arg(f, SYS_close, 0);
+    /* clone() of a thread (CLONE_THREAD); processes are let through: the child runs
+     * the same handler, which sees it is not the runner */
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
+    load(f, ARG_LO(0));
+    JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1);
+    ret(f, SECCOMP_RET_TRAP);
+    ret(f, SECCOMP_RET_ALLOW);
+    if (!with_kernel_writes) {
+        ret(f, SECCOMP_RET_ALLOW);
+    } else {
+        ret_if_any_nr(f, never_write_memory, COUNT(never_write_memory), SECCOMP_RET_ALLOW);
+        ret(f, SECCOMP_RET_TRAP);
+    }
+    return f->n < MAX_FILTER ? 0 : -1;
+}
+
+/* The executable mappings at the snapshot, merged where they touch, split at 4 GiB
+ * boundaries (the filter compares the two halves of an address apart). */
+static void collect_code_ranges(struct fs_snapshot *s) {
+    s->code_range_count = 0;
+    for (int i = 0; i < s->layout_count; i++) {
+        struct fs_map_entry *e = &s->layout[i];
+        if (!(e->prot & PROT_EXEC) || strcmp(e->name, "[vsyscall]") == 0) continue;
+        for (uintptr_t a = e->start; a < e->end;) {
+            uintptr_t next4g = (a | 0xffffffffull) + 1, b = e->end < next4g ? e->end : next4g;
+            struct fs_mapping_change *last = s->code_range_count ? &s->code_ranges[s->code_range_count - 1] : NULL;
+            if (last && last->end == a && (a & 0xffffffffull) != 0) last->end = b;
+            else if (s->code_range_count < FS_MAX_CODE_RANGES) {
+                s->code_ranges[s->code_range_count].start = a;
+                s->code_ranges[s->code_range_count].end = b;
+                s->code_range_count++;
+            } else {
+                last->end = b; /* out of slots: widen the last range (same upper half, see below) */
+            }
+            a = b;
+        }
+    }
+    /* a widened range must still lie in one 4 GiB half */
+    for (int i = 0; i < s->code_range_count; i++)
+        if ((s->code_ranges[i].start >> 32) != ((s->code_ranges[i].end - 1) >> 32))
+            s->code_ranges[i].end = (s->code_ranges[i].start | 0xffffffffull) + 1;
 }
 
 int fs_syscall_watch_install(int with_kernel_writes, char *err, size_t errlen) {
     static struct filter f; /* only read while installing */
-    f.n = 0;
-    SNAP->watch_fds = 1;
-    uintptr_t allowed_ip = (uintptr_t)fs_raw_syscall_insn + 2; /* the address after `syscall` */
-
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
-    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)));
-    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)allowed_ip, 0, 3));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4));
-    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(allowed_ip >> 32), 0, 1));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)));
-    /* clone3 hides its flags from the filter: refuse it, and libc falls back to clone() */
-    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS));
-    for (size_t i = 0; i < sizeof always_trapped / sizeof always_trapped[0]; i++) trap_if_nr(&f, always_trapped[i]);
-    if (with_kernel_writes)
-        for (size_t i = 0; i < sizeof kernel_writers / sizeof kernel_writers[0]; i++) trap_if_nr(&f, kernel_writers[i]);
-    for (size_t i = 0; i < sizeof fd_creators / sizeof fd_creators[0]; i++) trap_if_nr(&f, fd_creators[i]);
-    trap_if_nr(&f, SYS_dup2);
-    trap_if_nr(&f, SYS_dup3);
-    /* fcntl(F_DUPFD / F_DUPFD_CLOEXEC) creates fds too */
-    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fcntl, 0, 5));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1)));
-    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD, 1, 0));
-    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD_CLOEXEC, 0, 1));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-    trap_if_fd_arg(&f, SYS_close, 0);
-    /* clone() of a thread (CLONE_THREAD); plain fork()s stay allowed. Code that blocks
-     * SIGSYS around clone (libc's own helpers) dies of SIGSYS here: see pthread_create. */
-    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0)));
-    emit(&f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP));
-    emit(&f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-    if (f.n >= MAX_FILTER) {
-        snprintf(err, errlen, "syscall filter too long (%d fds open at the snapshot?)", SNAP->fd_count);
+    struct fs_snapshot *s = SNAP;
+    s->watch_fds = 1;
+    collect_code_ranges(s);
+    for (int i = 0; i < s->code_range_count; i++)
+        FS_DEBUG("watched code %#lx-%#lx", (unsigned long)s->code_ranges[i].start, (unsigned long)s->code_ranges[i].end);
+    if (build_filter(&f, with_kernel_writes)) {
+        snprintf(err, errlen, "syscall filter too long (%d fds open at the snapshot?)", s->fd_count);
         return -1;
     }
 
+    /* the program's view of SIGSYS is what it had; the kernel gets ours */
+    fs_raw_syscall(SYS_rt_sigaction, SIGSYS, 0, (long)&s->sigsys_view_snap, 8, 0, 0);
+    s->sigsys_view = s->sigsys_view_snap;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = sigsys_handler;
+    /* an empty mask: an execve from the handler hands the program's own mask on */
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigaction(SIGSYS, &sa, NULL);
-    fs_raw_syscall(SYS_rt_sigaction, SIGSYS, 0, (long)&SNAP->handlers[SIGSYS], 8, 0, 0);
+    fs_raw_syscall(SYS_rt_sigaction, SIGSYS, 0, (long)&s->handlers[SIGSYS], 8, 0, 0);
 
     struct sock_fprog prog = {.len = (unsigned short)f.n, .filter = f.ins};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog)) {

@@ -306,7 +306,6 @@ static int pagemap_scan_collect(struct fs_snapshot *s) {
     for (int i = 0; i < s->region_count; i++)
         if (s->regions[i].chunked && collect_chunked(s, &s->regions[i])) return -1;
     s->restore_count++;
-    s->user_segv_set = 0;
     return 0;
 }
 
@@ -365,11 +364,14 @@ static int track_page(struct fs_snapshot *s, uintptr_t addr) {
 static void segv_handler(int sig, siginfo_t *info, void *uctx) {
     struct fs_snapshot *s = &fs_st->snap;
     if (info->si_code == SEGV_ACCERR && s->tracker->handle_fault(s, (uintptr_t)info->si_addr)) return;
-    if (s->user_segv_set && (uintptr_t)s->user_segv.handler > (uintptr_t)SIG_IGN) {
-        if (s->user_segv.flags & SA_SIGINFO)
-            ((void (*)(int, siginfo_t *, void *))s->user_segv.handler)(sig, info, uctx);
-        else
-            ((void (*)(int))s->user_segv.handler)(sig);
+    /* a real fault: the program's own handler, if it has one */
+    struct fs_kernel_sigaction *h = &s->segv_view;
+    if ((uintptr_t)h->handler > (uintptr_t)SIG_IGN) {
+        void *fn = h->handler;
+        int siginfo = (h->flags & SA_SIGINFO) != 0;
+        if (h->flags & SA_RESETHAND) memset(h, 0, sizeof *h);
+        if (siginfo) ((void (*)(int, siginfo_t *, void *))fn)(sig, info, uctx);
+        else ((void (*)(int))fn)(sig);
         return;
     }
     /* a real crash: die of it, as the program would have */
@@ -383,6 +385,9 @@ static int mprotect_arm_region(struct fs_region *r) {
 }
 
 static void install_segv_handler(struct fs_snapshot *s) {
+    /* the program keeps seeing, and getting real faults through, the handler it had */
+    fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, 0, (long)&s->segv_view_snap, 8, 0, 0);
+    s->segv_view = s->segv_view_snap;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = segv_handler;
@@ -390,7 +395,6 @@ static void install_segv_handler(struct fs_snapshot *s) {
     sigaction(SIGSEGV, &sa, NULL);
     /* the snapshot's handler table must show ours, or a restore would remove it */
     fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, 0, (long)&s->handlers[SIGSEGV], 8, 0, 0);
-    s->user_segv_set = 0;
     s->owns_segv = 1;
 }
 
@@ -415,7 +419,6 @@ static int mprotect_collect(struct fs_snapshot *s) {
     s->dirty_count = 0;
     for (int i = 0; i < s->region_count; i++)
         if (s->regions[i].compare_always) collect_by_compare(&s->regions[i]);
-    s->user_segv_set = 0;
     return 0;
 }
 

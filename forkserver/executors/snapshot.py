@@ -174,8 +174,6 @@ class SnapshotExecutor(ForkExecutor):
             self._start_runner()
         self._fill_batch(batch)
         self.ctl.check_coverage = 0 if collect_map else lib.FS_CHECK_HASH
-        if not collect_map:
-            pass
         ctl_w, st_r = self._server_fds()
         try:
             check(lib.fs_host_snapshot_run(ctl_w, st_r, self.ctl, self.runner_pid, self.timeout_ms, self._batch),
@@ -199,8 +197,9 @@ class SnapshotExecutor(ForkExecutor):
         res = ExecResult(outcome, sig, code, exec_us=b.wall_ns / 1000)
         if self.ctl.error_code:
             res.detail = f"{RUNNER_ERRORS.get(self.ctl.error_code, '')}: {self._error_detail()}"
-        if collect_map:
-            res.coverage = self.map.snapshot()
+        # the runner died in this input (a crash, a timeout, an exec): the map holds its
+        # coverage, as it would in fork mode, and no hash was computed for it
+        res.coverage = self.map.snapshot()
         return results + [res]
 
     def close(self) -> None:
