@@ -38,6 +38,7 @@ static void attach_map(void) {
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) _exit(FS_ERR_EXIT_BASE + FS_ERROR_MMAP);
         fs_map = p;
+        fs_own_memory_add(p, map_capacity);
     }
 }
 

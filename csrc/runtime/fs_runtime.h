@@ -35,7 +35,8 @@ struct fs_config {
     int input_stdin;         /* materialise inputs into stdin (a regular file) */
 };
 
-/* The kernel's layout of struct sigaction (glibc's differs). */
+/* The kernel's signal set (64 signals) and layout of struct sigaction (glibc's differ). */
+#define FS_SIGSET_SIZE sizeof(uint64_t)
 struct fs_kernel_sigaction {
     void *handler;
     unsigned long flags;
@@ -192,6 +193,8 @@ struct fs_state {
     struct fs_process_state process_state_scratch;
     struct fs_saved_fd server_fds[FS_MAX_FDS]; /* fork mode: the server's fds and offsets */
     int server_fd_count;
+    struct fs_mapping_change own_memory[4]; /* the runtime's own mappings: no restore touches them */
+    int own_memory_count;
 };
 
 extern struct fs_state *fs_st;
@@ -213,6 +216,8 @@ uint32_t fs_coverage_hash(void);
 
 /* runtime.c */
 void fs_runtime_init(void);
+/* Each part of the runtime that maps memory for itself registers it here. */
+void fs_own_memory_add(const void *start, size_t len);
 uint64_t fs_now_ns(void);
 int fs_move_fd_high(int fd);
 
@@ -257,7 +262,7 @@ uint64_t fs_hidden_signals(void);
 int fs_in_runner(void);
 long fs_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 
-/* track_*.c: dirty-page tracking backends */
+/* track.c (the registry) and track_*.c (one backend each) */
 struct fs_tracker {
     const char *name;
     int (*probe)(char *reason, size_t len);
@@ -275,6 +280,9 @@ struct fs_tracker {
     int (*handle_fault)(struct fs_snapshot *s, uintptr_t addr);
 };
 const struct fs_tracker *fs_tracker_get(int backend);
+/* Bookkeeping bytes a region needs (page marks, chunk state), and where they go. */
+size_t fs_tracker_marks_size(const struct fs_region *r);
+void fs_tracker_place_marks(struct fs_region *r, unsigned char *marks);
 /* 0 for pages of chunks never written (no copy taken: they were read-only throughout). */
 int fs_tracker_page_has_copy(struct fs_snapshot *s, struct fs_region *r, uintptr_t page);
 int fs_tracker_auto(char *reason, size_t len);

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fs_runtime.h"
@@ -36,14 +37,14 @@ static void parse_line(const char *line, struct fs_map_entry *e) {
 }
 
 int fs_maps_read(struct fs_map_entry *out, int max) {
-    int fd = (int)fs_raw_syscall(257 /* openat */, AT_FDCWD, (long)"/proc/self/maps", O_RDONLY | O_CLOEXEC, 0, 0, 0);
+    int fd = (int)fs_raw_syscall(SYS_openat, AT_FDCWD, (long)"/proc/self/maps", O_RDONLY | O_CLOEXEC, 0, 0, 0);
     if (fd < 0) return -1;
     char *buf = fs_st->maps_buf; /* not static storage: that would be restored memory */
     char line[512];
     size_t line_len = 0;
     int count = 0;
     for (;;) {
-        long n = fs_raw_syscall(0 /* read */, fd, (long)buf, sizeof fs_st->maps_buf, 0, 0, 0);
+        long n = fs_raw_syscall(SYS_read, fd, (long)buf, sizeof fs_st->maps_buf, 0, 0, 0);
         if (n <= 0) break;
         for (long i = 0; i < n; i++) {
             if (buf[i] != '\n') {
@@ -56,6 +57,6 @@ int fs_maps_read(struct fs_map_entry *out, int max) {
             count++;
         }
     }
-    fs_raw_syscall(3 /* close */, fd, 0, 0, 0, 0, 0);
+    fs_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
     return count > max ? max : count;
 }

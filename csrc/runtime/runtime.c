@@ -58,6 +58,13 @@ static void on_exit_handler(int status, void *arg) {
     }
 }
 
+void fs_own_memory_add(const void *start, size_t len) {
+    if (fs_st->own_memory_count >= (int)(sizeof fs_st->own_memory / sizeof fs_st->own_memory[0])) return;
+    struct fs_mapping_change *m = &fs_st->own_memory[fs_st->own_memory_count++];
+    m->start = (uintptr_t)start;
+    m->end = (uintptr_t)start + len;
+}
+
 /* Mutable runtime state lives in its own mapping so that no restore rolls it back. */
 void fs_runtime_init(void) {
     if (fs_st) return;
@@ -66,6 +73,7 @@ void fs_runtime_init(void) {
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) _exit(FS_ERR_EXIT_BASE + FS_ERROR_MMAP);
     fs_st = p;
+    fs_own_memory_add(p, size + 2 * FS_ALT_STACK_SIZE);
     fs_st->alt_stack = (char *)p + size;
     fs_st->signal_stack = (char *)p + size + FS_ALT_STACK_SIZE;
     fs_st->input_fd = -1;

@@ -29,7 +29,7 @@ static int read_u32(int fd, uint32_t *v) {
     return n == 4 ? 0 : -1;
 }
 
-static void die_exit(int code) { for (;;) fs_raw_syscall(SYS_exit_group, code, 0, 0, 0, 0, 0); }
+static __attribute__((noreturn)) void die_exit(int code) { for (;;) fs_raw_syscall(SYS_exit_group, code, 0, 0, 0, 0, 0); }
 
 /* Dies with its parent: a fuzzer that goes away (even by SIGKILL) takes its fork
  * server with it, and the server its children, hung or not. */

@@ -69,13 +69,6 @@ void fs_snapshot_retire(int reason, const char *fmt, ...) {
     va_end(ap);
 }
 
-static int is_excluded(uintptr_t start, uintptr_t end) {
-    struct fs_snapshot *s = SNAP;
-    for (int i = 0; i < s->excluded_count; i++)
-        if (start < s->excluded[i].end && s->excluded[i].start < end) return 1;
-    return 0;
-}
-
 static void exclude(const void *start, size_t len) {
     struct fs_snapshot *s = SNAP;
     s->excluded[s->excluded_count].start = (uintptr_t)start;
@@ -144,14 +137,6 @@ int fs_fds_list(struct fs_saved_fd *out, int max) {
     return count;
 }
 
-/* Bookkeeping bytes of a region: one per page, then 9 per chunk and a count (see track.c). */
-static size_t region_page_marks(const struct fs_region *r) { return ((r->end - r->start) / FS_PAGE_SIZE + 7) & ~7ul; }
-
-static size_t region_marks_size(const struct fs_region *r) {
-    size_t chunks = (r->end - r->start + FS_CHUNK_SIZE - 1) / FS_CHUNK_SIZE;
-    return region_page_marks(r) + ((chunks * 9 + 16) & ~7ul);
-}
-
 static int record_fds(char *err, size_t errlen) {
     struct fs_snapshot *s = SNAP;
     int n = fs_fds_list(s->fds, FS_MAX_FDS);
@@ -188,9 +173,8 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     s->track_kernel_writes = backend == FS_BACKEND_MPROTECT;
     s->owns_segv = 0;
     s->excluded_count = 0;
-    size_t state_size = ((sizeof(struct fs_state) + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1)) + 2 * FS_ALT_STACK_SIZE;
-    exclude(fs_st, state_size);
-    if (fs_st->cfg.shm_id < 0) exclude(fs_map, FS_OPT_MAX_MAPSIZE);
+    for (int i = 0; i < fs_st->own_memory_count; i++)
+        exclude((const void *)fs_st->own_memory[i].start, fs_st->own_memory[i].end - fs_st->own_memory[i].start);
 
     s->layout_count = fs_maps_read(s->layout, FS_MAX_MAP_ENTRIES);
     if (s->layout_count <= 0) {
@@ -228,7 +212,7 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
                  s->regions[i].name);
     /* One bookkeeping mapping: contents, per-page marks, the dirty list, the scan vector. */
     size_t marks = 0;
-    for (int i = 0; i < s->region_count; i++) marks += region_marks_size(&s->regions[i]);
+    for (int i = 0; i < s->region_count; i++) marks += fs_tracker_marks_size(&s->regions[i]);
     marks = (marks + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
     size_t list = (pages * sizeof(uintptr_t) + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
     size_t vec = (FS_DIRTY_VEC * 24 + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1);
@@ -244,10 +228,9 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         r->copy = book + off;
-        r->written = book + total + mark_off;
-        r->chunk_state = r->written + region_page_marks(r);
+        fs_tracker_place_marks(r, book + total + mark_off);
         off += r->end - r->start;
-        mark_off += region_marks_size(r);
+        mark_off += fs_tracker_marks_size(r);
     }
     s->dirty_list = (uintptr_t *)(book + total + marks);
     s->dirty_cap = pages;
@@ -258,7 +241,7 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     fs_process_state_save(&s->process_state);
     s->cwd_fd = fs_process_state_open_cwd();
     if (record_fds(err, errlen)) return -1;
-    for (int sig = 1; sig <= 64; sig++) fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&s->handlers[sig], 8, 0, 0);
+    for (int sig = 1; sig <= 64; sig++) fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&s->handlers[sig], FS_SIGSET_SIZE, 0, 0);
     for (int t = 0; t < 3; t++) getitimer(t, &s->timers[t]);
     fegetenv(&s->fenv);
     stack_t ss = {.ss_sp = fs_st->signal_stack, .ss_size = FS_ALT_STACK_SIZE, .ss_flags = 0};
@@ -387,7 +370,7 @@ static void restore_signals(struct fs_snapshot *s) {
     if (s->changed_signals && !(broken & FS_BREAK_SIGNALS)) {
         for (int sig = 1; sig <= 64; sig++)
             if (s->changed_signals & (1ull << sig))
-                fs_raw_syscall(SYS_rt_sigaction, sig, (long)&s->handlers[sig], 0, 8, 0, 0);
+                fs_raw_syscall(SYS_rt_sigaction, sig, (long)&s->handlers[sig], 0, FS_SIGSET_SIZE, 0, 0);
         s->changed_signals = 0;
     }
     if (!(broken & FS_BREAK_SIGNALS)) {
@@ -451,7 +434,7 @@ static int verify_kernel_state(struct fs_snapshot *s, char *err, size_t errlen) 
     if (fs_process_state_compare(&s->process_state, now, err, errlen)) return -1;
     for (int sig = 1; sig <= 64; sig++) {
         struct fs_kernel_sigaction k;
-        if (fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&k, 8, 0, 0) != 0) continue;
+        if (fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&k, FS_SIGSET_SIZE, 0, 0) != 0) continue;
         if (!same_action(&k, &s->handlers[sig]))
             return snprintf(err, errlen, "the handler of signal %d differs from the snapshot's", sig), -1;
     }

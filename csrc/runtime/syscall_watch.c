@@ -17,11 +17,13 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <asm/prctl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -127,14 +129,14 @@ static void note_kernel_writes(long nr, const long *a) {
     case SYS_waitid: note(a[2], sizeof(siginfo_t)); note(a[4], sizeof(struct rusage)); break;
     case SYS_rt_sigtimedwait: note(a[1], sizeof(siginfo_t)); break;
     case SYS_accept: case SYS_accept4: note(a[1], sizeof(struct sockaddr_storage)); note(a[2], sizeof(socklen_t)); break;
-    case SYS_epoll_wait: case SYS_epoll_pwait: case SYS_epoll_pwait2: note(a[1], (size_t)a[2] * 12); break;
+    case SYS_epoll_wait: case SYS_epoll_pwait: case SYS_epoll_pwait2: note(a[1], (size_t)a[2] * sizeof(struct epoll_event)); break;
     case SYS_getrandom: case SYS_getcwd: note(a[0], a[1]); break;
     case SYS_pipe: case SYS_pipe2: note(a[0], 2 * sizeof(int)); break;
     case SYS_socketpair: note(a[3], 2 * sizeof(int)); break;
-    case SYS_poll: case SYS_ppoll: note(a[0], (size_t)a[1] * 8); break;
+    case SYS_poll: case SYS_ppoll: note(a[0], (size_t)a[1] * sizeof(struct pollfd)); break;
     case SYS_select: case SYS_pselect6:
         for (int i = 1; i <= 3; i++) note(a[i], ((size_t)a[0] + 7) / 8);
-        note(a[4], 16);
+        note(a[4], sizeof(struct timespec));
         break;
     }
 }
@@ -359,7 +361,7 @@ static long handle(long nr, long *a, ucontext_t *uc) {
         stack_t prev = s->altstack_view;
         if (ss) {
             if (ss->ss_flags & ~(SS_DISABLE | FS_SS_AUTODISARM)) return -EINVAL;
-            if (!(ss->ss_flags & SS_DISABLE) && ss->ss_size < MINSIGSTKSZ) return -ENOMEM;
+            if (!(ss->ss_flags & SS_DISABLE) && ss->ss_size < (size_t)MINSIGSTKSZ) return -ENOMEM;
             s->altstack_view = *ss;
             if (ss->ss_flags & SS_DISABLE) s->altstack_view = (stack_t){.ss_flags = SS_DISABLE};
         }
@@ -586,7 +588,7 @@ int fs_syscall_watch_install(int with_kernel_writes, char *err, size_t errlen) {
     }
 
     /* the program's view of SIGSYS is what it had; the kernel gets ours */
-    fs_raw_syscall(SYS_rt_sigaction, SIGSYS, 0, (long)&s->sigsys_view_snap, 8, 0, 0);
+    fs_raw_syscall(SYS_rt_sigaction, SIGSYS, 0, (long)&s->sigsys_view_snap, FS_SIGSET_SIZE, 0, 0);
     s->sigsys_view = s->sigsys_view_snap;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -594,7 +596,7 @@ int fs_syscall_watch_install(int with_kernel_writes, char *err, size_t errlen) {
     /* an empty mask: an execve from the handler hands the program's own mask on */
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigaction(SIGSYS, &sa, NULL);
-    fs_raw_syscall(SYS_rt_sigaction, SIGSYS, 0, (long)&s->handlers[SIGSYS], 8, 0, 0);
+    fs_raw_syscall(SYS_rt_sigaction, SIGSYS, 0, (long)&s->handlers[SIGSYS], FS_SIGSET_SIZE, 0, 0);
 
     struct sock_fprog prog = {.len = (unsigned short)f.n, .filter = f.ins};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog)) {

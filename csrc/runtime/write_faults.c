@@ -1,0 +1,41 @@
+/* The SIGSEGV handler of the backends that keep memory read-only (mprotect, and
+ * pagemap-scan's cold chunks): a write fault on such memory is the backend's to handle;
+ * any other fault goes to the program's own handler, or kills it as it would have. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "track.h"
+
+static void segv_handler(int sig, siginfo_t *info, void *uctx) {
+    struct fs_snapshot *s = &fs_st->snap;
+    if (info->si_code == SEGV_ACCERR && s->tracker->handle_fault(s, (uintptr_t)info->si_addr)) return;
+    /* a real fault: the program's own handler, if it has one */
+    struct fs_kernel_sigaction *h = &s->segv_view;
+    if ((uintptr_t)h->handler > (uintptr_t)SIG_IGN) {
+        void *fn = h->handler;
+        int siginfo = (h->flags & SA_SIGINFO) != 0;
+        if (h->flags & SA_RESETHAND) memset(h, 0, sizeof *h);
+        if (siginfo) ((void (*)(int, siginfo_t *, void *))fn)(sig, info, uctx);
+        else ((void (*)(int))fn)(sig);
+        return;
+    }
+    /* a real crash: die of it, as the program would have */
+    struct fs_kernel_sigaction dfl = {0};
+    fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, (long)&dfl, 0, FS_SIGSET_SIZE, 0, 0);
+}
+
+void fs_write_faults_install(struct fs_snapshot *s) {
+    /* the program keeps seeing, and getting real faults through, the handler it had */
+    fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, 0, (long)&s->segv_view_snap, FS_SIGSET_SIZE, 0, 0);
+    s->segv_view = s->segv_view_snap;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigaction(SIGSEGV, &sa, NULL);
+    /* the snapshot's handler table must show ours, or a restore would remove it */
+    fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, 0, (long)&s->handlers[SIGSEGV], FS_SIGSET_SIZE, 0, 0);
+    s->owns_segv = 1;
+}
