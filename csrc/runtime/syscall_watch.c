@@ -232,6 +232,14 @@ static void note_reprotect(uintptr_t start, size_t len, long new_prot) {
     }
 }
 
+/* The protection a snapshot mapping had at addr, or -1 outside the snapshot's layout. */
+static int layout_prot(uintptr_t addr) {
+    struct fs_snapshot *s = SNAP;
+    for (int i = 0; i < s->layout_count; i++)
+        if (addr >= s->layout[i].start && addr < s->layout[i].end) return s->layout[i].prot;
+    return -1;
+}
+
 static void note_process_state(unsigned piece) { SNAP->process_state_changed |= piece; }
 
 /* ---- signals: the runtime's own stay out of sight ---- */
@@ -335,10 +343,14 @@ static long handle(long nr, long *a, ucontext_t *uc) {
             fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "munmap of a mapping of the snapshot");
         return raw6(nr, a);
     case SYS_mremap: {
-        if (fs_snapshot_overlaps_layout(a[0], a[0] + a[1]))
-            fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "mremap of a mapping of the snapshot");
+        int prot = layout_prot(a[0]);
+        if (prot >= 0) fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "mremap of a mapping of the snapshot");
         long r = raw6(nr, a);
-        if (!IS_ERR(r)) log_mapping(s->new_mappings, &s->new_mapping_count, r, a[2], 0);
+        if (IS_ERR(r)) return r;
+        log_mapping(s->new_mappings, &s->new_mapping_count, r, a[2], 0);
+        /* pages the backend kept read-only move read-only: give the program its own
+         * protection back (the runner retires after this input anyway) */
+        if (prot >= 0 && s->tracker->handle_fault) fs_raw_syscall(SYS_mprotect, r, a[2], prot, 0, 0, 0);
         return r;
     }
     case SYS_mprotect:

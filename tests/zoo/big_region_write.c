@@ -1,0 +1,52 @@
+/* big_region_write.c - inputs write into a large heap the snapshot tracks chunk by
+ * chunk. Init allocates a 64 MiB heap (malloc + memset 0; regions of 32 MiB or more are
+ * tracked in chunks, cold ones read-only). Every input first checks that every byte any
+ * input of this harness writes is 0, plus the first and last bytes of the heap (bit 1:
+ * a write of an earlier input survived the restore). Input 'A' then writes a byte at 20
+ * MiB + (second byte) * 4096, 8 bytes at 40 MiB + (third byte) * 4096 + 4093 (across a
+ * page boundary) and the heap's last byte, and returns 10; other inputs return the bit.
+ * 'A' exits 200 + the bit instead of 10 when it is set. Fork mode: 'A...' -> 10,
+ * anything else -> 0. A leak looks like 1 (or 201): a byte written by an earlier input
+ * is still there.
+ */
+#define _GNU_SOURCE
+#include "forkserver.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HEAP_SIZE (64u << 20)
+#define MIB (1u << 20)
+
+static unsigned char *heap;
+
+static int dirty(void) {
+    if (heap[0] || heap[HEAP_SIZE - 1]) return 1;
+    for (size_t k = 0; k < 256; k++) {
+        if (heap[20 * MIB + k * 4096]) return 1;
+        uint64_t v;
+        memcpy(&v, heap + 40 * MIB + k * 4096 + 4093, sizeof v);
+        if (v) return 1;
+    }
+    return 0;
+}
+
+int main(void) {
+    heap = malloc(HEAP_SIZE);
+    if (!heap) return 2;
+    memset(heap, 0, HEAP_SIZE);
+    FORKSERVER_INIT();
+
+    unsigned char in[16];
+    ssize_t n = read(0, in, sizeof in);
+    int leak = dirty();
+    if (n < 1 || in[0] != 'A') return leak;
+    unsigned a = n > 1 ? in[1] : 0, b = n > 2 ? in[2] : 0;
+    heap[20 * MIB + a * 4096] = (unsigned char)(a | 1);
+    uint64_t v = 0x0102030405060708ull ^ b;
+    memcpy(heap + 40 * MIB + b * 4096 + 4093, &v, sizeof v);
+    heap[HEAP_SIZE - 1] = 0xff;
+    return leak ? 200 + leak : 10;
+}
