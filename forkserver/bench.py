@@ -300,6 +300,7 @@ class RowResult:
     dirty_pages: list[int] = field(default_factory=list)
     exec_us: list[float] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
+    exit_codes: Counter = field(default_factory=Counter)  # runs that exited, by exit status
     error: str | None = None
 
     def median_eps(self) -> float | None:
@@ -331,6 +332,7 @@ class RowResult:
             "exec_us_p50": round(median_or_none(self.exec_us), 2) if self.exec_us else None,
             "target_rss_mb": round(self.target_rss_mb, 1) if self.target_rss_mb is not None else None,
             "outcomes": dict(self.outcomes),
+            "exit_codes": {str(code): n for code, n in sorted(self.exit_codes.items())},
         }
         if self.error:
             row["error"] = self.error
@@ -386,6 +388,8 @@ class RowDriver:
         r = self.result
         for res in results:
             r.outcomes[res.outcome.value] += 1
+            if res.exit_code is not None:
+                r.exit_codes[res.exit_code] += 1
             if res.restore_us is not None:
                 r.restore_us.append(res.restore_us)
             if res.dirty_pages is not None:
@@ -408,30 +412,42 @@ class RowDriver:
 
         ex = self.executor
         wall_ns = ffi.new("unsigned long long *")
+        tally = ffi.new("struct fs_loop_tally *")
         ctl_w, st_r = ex.session.proc.ctl_w, ex.session.proc.st_r
         if self.spec.mode == "snapshot":
             batch = self._next_inputs(self.batch)
-            if not ex.runner_pid:
-                ex._start_runner()
-            # the executors have no public "fill without running"; the C loop reruns this batch
-            ex._fill_batch(batch)
-            ex.ctl.check_coverage = lib.FS_CHECK_HASH
+            ex.load_batch(batch)
             check(lib.fs_host_snapshot_loop(ctl_w, st_r, ex.ctl, ex.runner_pid, ex.timeout_ms,
-                                            self.step_runs, wall_ns), "snapshot C loop")
+                                            self.step_runs, wall_ns, tally), "snapshot C loop")
+            runs = len(batch) * self.step_runs
             if keep:
+                # timings: the last of the step_runs batches, whose results the control block holds
                 for i in range(min(ex.ctl.completed, len(batch))):
                     r = ex.ctl.results[i]
                     self.result.restore_us.append(r.restore_ns / 1000)
                     self.result.dirty_pages.append(r.dirty_pages)
                     self.result.exec_us.append(r.exec_ns / 1000)
-                self.result.outcomes["ok"] += len(batch) * self.step_runs
-            return len(batch) * self.step_runs
-        ex.deliver(self._next_inputs(1)[0])
-        check(lib.fs_host_fork_loop(ctl_w, st_r, ffi.cast("unsigned char *", ex.map_shm.ptr), ex.map.map_size,
-                                    ex.timeout_ms, self.step_runs, wall_ns), "fork C loop")
+        else:
+            ex.deliver(self._next_inputs(1)[0])
+            check(lib.fs_host_fork_loop(ctl_w, st_r, ffi.cast("unsigned char *", ex.map_shm.ptr), ex.map.map_size,
+                                        ex.timeout_ms, self.step_runs, wall_ns, tally), "fork C loop")
+            runs = self.step_runs
         if keep:
-            self.result.outcomes["ok"] += self.step_runs
-        return self.step_runs
+            self._record_tally(tally)
+        return runs
+
+    def _record_tally(self, tally) -> None:
+        """Outcomes exactly as the C loop saw them, run by run."""
+        r = self.result
+        for code in range(256):
+            if tally.exits[code]:
+                r.outcomes["ok"] += tally.exits[code]
+                r.exit_codes[code] += tally.exits[code]
+        crashes = sum(tally.signals[s] for s in range(65))
+        if crashes:
+            r.outcomes["crash"] += crashes
+        if tally.timeouts:
+            r.outcomes["timeout"] += tally.timeouts
 
     def _grow(self, step_s: float) -> bool:
         """Doubles the step size while a step is shorter than STEP_TARGET_S; False when done.

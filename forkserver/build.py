@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .config import SETTINGS
+from .config import cache_dir, check_settings
 from .errors import BuildError
 
 RUNTIME_SOURCES = [
@@ -37,7 +37,7 @@ def protocol_header() -> Path:
 
 def pick_compiler(cc: str | None = None) -> str:
     """clang when present (trace-pc-guard gives exact edges), else gcc."""
-    wanted = cc or SETTINGS.compiler
+    wanted = cc or check_settings().compiler
     candidates = [wanted] if wanted else ["clang", "gcc"]
     for name in candidates:
         if shutil.which(name):
@@ -116,7 +116,12 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
     cxx = any(s.suffix != ".c" for s in sources)
     include = f"-I{csrc_dir() / 'include'}"
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the output directory {output.parent}: {exc.strerror}") from None
+    if output.is_dir():
+        raise BuildError(f"the output {output} is a directory; name the binary to write")
     with tempfile.TemporaryDirectory(prefix="forkserver-build-") as tmp:
         work = Path(tmp)
         objects = _runtime_objects(cc, work, libfuzzer, afl_snapshot)
@@ -150,7 +155,7 @@ def build_cached(source: Path, cc: str | None = None) -> Path:
     root = csrc_dir()
     runtime_files = sorted(p for p in root.rglob("*") if p.suffix in (".c", ".h"))
     key = _digest([source, Path(__file__), *runtime_files], cc)  # build flags live in this file
-    out = SETTINGS.cache_dir / "builds" / f"{source.stem}-{key}"
+    out = cache_dir() / "builds" / f"{source.stem}-{key}"
     if not out.exists():
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         build([source], tmp, cc)

@@ -2,7 +2,6 @@
 import argparse
 import json
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -21,14 +20,9 @@ def _split_target(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _cpu(value: str | None) -> int | None:
-    if value in (None, "auto"):
-        return os.getpid() % (os.cpu_count() or 1)
-    if value == "none":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"--cpu takes a number, auto or none, not {value!r}") from None
+    from .cpu import choose_cpu
+
+    return choose_cpu(value)
 
 
 def _timeout_ms(value: int) -> int:
@@ -52,46 +46,81 @@ def _target(command: list[str]):
     return Target.from_command(command)
 
 
+def _note(text: str) -> None:
+    print(f"forkserver: note: {text}", file=sys.stderr)
+
+
+class _ResultStream:
+    """Writes results as they come, so that memory stays flat however many inputs run:
+    one JSON object ({"target", "results": [...], then the totals}) or text lines."""
+
+    def __init__(self, as_json: bool, target: str):
+        self.as_json, self.count = as_json, 0
+        if as_json:
+            sys.stdout.write('{"target": %s, "results": [' % json.dumps(target))
+
+    def add(self, row: dict) -> None:
+        if self.as_json:
+            sys.stdout.write(("," if self.count else "") + "\n" + json.dumps(row))
+        else:
+            how = f"signal {row['signal']}" if row["signal"] else f"exit {row['exit_code']}"
+            extra = f" dirty={row['dirty_pages']} restore={row.get('restore_us')}us" if row["dirty_pages"] is not None else ""
+            print(f"{row['input']:<24} {row['outcome']:<8} {how:<10} edges={row['edges']} "
+                  f"hash={row['map_hash']} {row['exec_us']}us{extra}" + (f"  {row['detail']}" if "detail" in row else ""))
+        self.count += 1
+
+    def finish(self, totals: dict) -> None:
+        if self.as_json:
+            sys.stdout.write("\n], " + json.dumps(totals)[1:] + "\n")
+        else:
+            print(f"{totals['execs']} execs in {totals['seconds']:.3f}s: {totals['execs_per_sec']} exec/s "
+                  f"({totals['mode']}{', ' + totals['backend'] if totals['backend'] else ''})")
+
+
+def _check_exec_options(args) -> tuple[int, int | None]:
+    """Validates the options every executing command shares: (timeout_ms, cpu)."""
+    if args.backend != "auto" and args.mode not in ("snapshot", "auto"):
+        raise UsageError(f"--backend {args.backend} needs --mode snapshot (or auto); --mode {args.mode} has no "
+                         "snapshot backend")
+    return _timeout_ms(args.timeout_ms), _cpu(args.cpu)
+
+
 def cmd_run(args, command) -> int:
+    import numpy as np
+
     from .executors import make_executor
     from .inputs import read_inputs
 
     if args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
-    inputs = read_inputs(args.input)
-    target = _target(command)
-    executor = make_executor(args.mode, target, _timeout_ms(args.timeout_ms), args.backend, _cpu(args.cpu),
-                             args.verify_restore)
-    schedule = [i for _ in range(args.repeat) for i in range(len(inputs))]
-    if args.shuffle:
-        random.Random(args.seed).shuffle(schedule)
-    with executor:
-        t0 = time.perf_counter()
-        if args.batch > 1:
-            results = executor.run_batch([inputs[i][1] for i in schedule])
-        else:
-            results = [executor.run(inputs[i][1]) for i in schedule]
-        seconds = time.perf_counter() - t0
-    target.cleanup()
-    out = {
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    timeout_ms, cpu = _check_exec_options(args)
+    inputs = read_inputs(args.input, on_skip=_note)
+    total = len(inputs) * args.repeat
+    # the schedule as indices into inputs: 4 bytes an input, whatever the count
+    order = np.random.default_rng(args.seed).permutation(total) % len(inputs) if args.shuffle else None
+    with _target(command) as target:
+        executor = make_executor(args.mode, target, timeout_ms, args.backend, cpu, args.verify_restore)
+        with executor:
+            stream = _ResultStream(args.json, str(target.path))
+            seconds = 0.0
+            for start in range(0, total, args.batch):
+                idx = (order[start:start + args.batch].tolist() if order is not None
+                       else [i % len(inputs) for i in range(start, min(start + args.batch, total))])
+                t0 = time.perf_counter()
+                results = executor.run_batch([inputs[i][1] for i in idx]) if args.batch > 1 else \
+                    [executor.run(inputs[idx[0]][1])]
+                seconds += time.perf_counter() - t0
+                for i, r in zip(idx, results):
+                    stream.add(r.as_json(inputs[i][0]))
+    stream.finish({
         "mode": executor.mode,
         "backend": executor.backend if executor.mode == "snapshot" else None,
-        "target": str(target.path),
-        "execs": len(results),
+        "execs": stream.count,
         "seconds": round(seconds, 6),
-        "execs_per_sec": round(len(results) / seconds, 1) if seconds > 0 else None,
-        "results": [r.as_json(inputs[i][0]) for i, r in zip(schedule, results)],
-    }
-    if args.json:
-        print(json.dumps(out, indent=None if len(results) > 50 else 2))
-    else:
-        for row in out["results"]:
-            how = f"signal {row['signal']}" if row["signal"] else f"exit {row['exit_code']}"
-            extra = f" dirty={row['dirty_pages']} restore={row.get('restore_us')}us" if row["dirty_pages"] is not None else ""
-            print(f"{row['input']:<24} {row['outcome']:<8} {how:<10} edges={row['edges']} "
-                  f"hash={row['map_hash']} {row['exec_us']}us{extra}" + (f"  {row['detail']}" if "detail" in row else ""))
-        print(f"{out['execs']} execs in {out['seconds']:.3f}s: {out['execs_per_sec']} exec/s "
-              f"({out['mode']}{', ' + out['backend'] if out['backend'] else ''})")
+        "execs_per_sec": round(stream.count / seconds, 1) if seconds > 0 else None,
+    })
     return 0
 
 
@@ -99,11 +128,11 @@ def cmd_showmap(args, command) -> int:
     from .executors import make_executor
     from .inputs import read_inputs
 
-    (name, data), = read_inputs(args.input)[:1]
-    target = _target(command)
-    with make_executor(args.mode, target, _timeout_ms(args.timeout_ms), args.backend, _cpu(args.cpu)) as executor:
-        result = executor.run(data)
-    target.cleanup()
+    timeout_ms, cpu = _check_exec_options(args)
+    (name, data), = read_inputs(args.input, on_skip=_note)[:1]
+    with _target(command) as target:
+        with make_executor(args.mode, target, timeout_ms, args.backend, cpu) as executor:
+            result = executor.run(data, keep_map=True)
     counts = result.coverage.counts
     scale = (lambda c: c) if args.raw else HUMAN_BUCKET.__getitem__
     lines = [f"{i:06d}:{scale(int(counts[i]))}" for i in result.coverage.edge_ids]
@@ -172,7 +201,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, help="run the inputs N times")
     p.add_argument("--shuffle", action="store_true", help="shuffle the repeated schedule")
     p.add_argument("--seed", type=int, default=0, help="seed for --shuffle")
-    p.add_argument("--batch", type=int, default=1, help="snapshot mode: inputs per wake-up (maps not kept)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="snapshot mode: inputs per wake-up (up to 1024; the runtime hashes their maps)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 
@@ -209,8 +239,11 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     own, command = _split_target(argv)
-    parser = make_parser()
     try:
+        from .config import check_settings
+
+        check_settings()
+        parser = make_parser()
         args = parser.parse_args(own)
         return args.func(args, command)
     except ForkserverError as exc:

@@ -13,6 +13,10 @@ class UsageError(ForkserverError):
     exit_code = 2
 
 
+class ConfigError(UsageError):
+    """An environment variable has a value that cannot work."""
+
+
 class TargetError(ForkserverError):
     """The target is missing, not an ELF binary, or not built for a fork server."""
 

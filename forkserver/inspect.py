@@ -7,6 +7,10 @@ from .errors import TargetError
 from .native import const_str, lib
 
 ELF_MAGIC = b"\x7fELF"
+EM_X86_64 = 62
+# e_machine values a user may meet, for the message
+MACHINES = {3: "x86 (32-bit)", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64", 22: "S/390", 40: "ARM",
+            183: "AArch64", 243: "RISC-V", 258: "LoongArch"}
 
 
 @dataclass
@@ -33,13 +37,23 @@ def check_target(path: str | os.PathLike) -> Path:
         raise TargetError(f"target not found: {p}")
     if p.is_dir():
         raise TargetError(f"target is a directory, not a program: {p}")
+    if not p.is_file():
+        raise TargetError(f"target is not a regular file: {p}")
     try:
         with open(p, "rb") as f:
-            magic = f.read(4)
+            header = f.read(20)
     except OSError as exc:
         raise TargetError(f"cannot read target {p}: {exc.strerror}") from exc
-    if magic != ELF_MAGIC:
+    if header[:4] != ELF_MAGIC:
         raise TargetError(f"target is not an ELF binary: {p} (a C source? pass the .c file to build it)")
+    byteorder = "big" if header[5:6] == b"\x02" else "little"
+    machine = int.from_bytes(header[18:20], byteorder) if len(header) >= 20 else -1
+    is_64bit = header[4:5] == b"\x02"
+    if machine != EM_X86_64 or not is_64bit:
+        what = "x32 (x86-64 with 32-bit pointers)" if machine == EM_X86_64 else \
+            MACHINES.get(machine, f"machine type {machine}")
+        raise TargetError(f"target is an ELF binary for {what}, not x86-64: {p} "
+                          "(forkserver runs x86-64 Linux targets only)")
     if not os.access(p, os.X_OK):
         raise TargetError(f"target is not executable: {p} (chmod +x?)")
     return p
@@ -55,12 +69,14 @@ def scan_markers(path: Path) -> BinaryInfo:
     info.persistent = marker(lib.FS_SIG_PERSISTENT)
     info.deferred = marker(lib.FS_SIG_DEFER)
     info.libfuzzer = marker(lib.FS_SIG_LIBFUZZER) or b"LLVMFuzzerTestOneInput\0" in data
-    if b"__sanitizer_cov_trace_pc_guard\0" in data:
+    # Our runtime defines both callbacks, so their names say nothing; the guards section
+    # exists only where the compiler put trace-pc-guard instrumentation in.
+    if b"__sancov_guards\0" in data:
         info.coverage = "trace-pc-guard"
-    elif b"__sanitizer_cov_trace_pc\0" in data:
-        info.coverage = "trace-pc"
     elif b"__afl_area_ptr\0" in data:
         info.coverage = "afl"
+    elif b"__sanitizer_cov_trace_pc\0" in data:
+        info.coverage = "trace-pc"
     return info
 
 

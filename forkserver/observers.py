@@ -36,6 +36,20 @@ class MapObserver:
         """Copies the current map out of shared memory."""
         return CoverageMap(self.view.copy())
 
+    def summary(self) -> tuple[int, int]:
+        """(edges, hash) of the current map, without keeping a copy of it."""
+        return summarize(self.view)
+
+
+def summarize(counts: np.ndarray) -> tuple[int, int]:
+    """(edges, hash) of a map. Edges leave out index 0, the runtime's "I ran" byte. The
+    hash is zlib's crc32 of the hit indices (u32 LE) then their buckets; the runtime
+    computes the same value in C for batched runs."""
+    idx = np.flatnonzero(counts)
+    crc = zlib.crc32(idx.astype("<u4").tobytes())
+    edges = int(idx.size - (idx.size > 0 and idx[0] == 0))
+    return edges, zlib.crc32(BUCKETS[counts[idx]].tobytes(), crc)
+
 
 class CoverageMap:
     """One run's coverage: raw hit counts plus the derived views fuzzers use."""
@@ -58,8 +72,5 @@ class CoverageMap:
 
     @property
     def hash(self) -> int:
-        """zlib crc32 of the hit indices (u32 LE) then their buckets; the runtime computes
-        the same value in C for batched runs."""
-        idx = np.flatnonzero(self.counts)
-        crc = zlib.crc32(idx.astype("<u4").tobytes())
-        return zlib.crc32(BUCKETS[self.counts[idx]].tobytes(), crc)
+        """See summarize()."""
+        return summarize(self.counts)[1]

@@ -7,8 +7,10 @@ from .native import check, ffi, lib
 class SharedMemory:
     """A private SysV segment, attached here and removed on close.
 
-    The segment is marked for removal as soon as it is attached: it lives while some
-    process has it attached, and nothing leaks if this process dies.
+    The segment is marked for removal as soon as it is attached here: it lives while
+    some process has it attached, and nothing leaks however this process dies. Linux
+    still lets a marked segment be attached by its id, so targets that attach late (an
+    execve per input, afl-fuzz builds attaching in a constructor) still can.
     """
 
     def __init__(self, size: int):
@@ -26,6 +28,7 @@ class SharedMemory:
         self.buffer = ffi.buffer(self.ptr, size)
         self.array = np.frombuffer(self.buffer, dtype=np.uint8)
         self._removed = False
+        self.mark_removed()
 
     def mark_removed(self) -> None:
         """Removes the id; attached processes keep the memory (call after the target attached)."""

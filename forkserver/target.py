@@ -2,7 +2,6 @@
 and the environment a fork server needs."""
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from .build import SOURCE_SUFFIXES, build_cached
 from .errors import TargetError
 from .inspect import BinaryInfo, check_target, scan_markers
 from .native import const_str, lib
+from .rundir import new_workdir
 
 INPUT_PLACEHOLDER = "@@"
 
@@ -22,7 +22,7 @@ class Target:
     args: list[str]
     info: BinaryInfo
     env: dict[str, str] = field(default_factory=dict)
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="forkserver-")))
+    workdir: Path = field(default_factory=new_workdir)
 
     @classmethod
     def from_command(cls, command: list[str], env: dict[str, str] | None = None) -> "Target":
@@ -62,18 +62,26 @@ class Target:
         path = str(self.input_path)
         return [str(self.path)] + [a.replace(INPUT_PLACEHOLDER, path) for a in self.args]
 
-    def base_env(self) -> dict[str, str]:
-        """The environment every mode shares: ours, the user's, and the markers' exports."""
+    def base_env(self, persistent: bool = False) -> dict[str, str]:
+        """The environment every mode shares: ours, the user's, and the markers' exports.
+        AFL++'s persistent variable goes only to a persistent-mode run: with it, a
+        persistent build loops in one process, whatever the mode is called."""
         env = dict(os.environ)
         env.update(self.env)
+        for name in (lib.FS_ENV_SHM_ID, lib.FS_ENV_SHM_FUZZ_ID, lib.FS_ENV_CTL_SHM_ID, lib.FS_ENV_MODE,
+                     lib.FS_ENV_INPUT_FILE, lib.FS_ENV_INPUT_STDIN, lib.FS_ENV_PERSISTENT, lib.FS_ENV_DEFER):
+            env.pop(const_str(name), None)
         if self.info.deferred:
             env[const_str(lib.FS_ENV_DEFER)] = "1"
-        if self.info.persistent:
+        if persistent and self.info.persistent:
             env[const_str(lib.FS_ENV_PERSISTENT)] = "1"
-        for name in (lib.FS_ENV_SHM_ID, lib.FS_ENV_SHM_FUZZ_ID, lib.FS_ENV_CTL_SHM_ID, lib.FS_ENV_MODE,
-                     lib.FS_ENV_INPUT_FILE, lib.FS_ENV_INPUT_STDIN):
-            env.pop(const_str(name), None)
         return env
+
+    def __enter__(self) -> "Target":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)

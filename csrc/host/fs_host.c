@@ -90,29 +90,32 @@ int fs_host_fork_run(int ctl_fd, int st_fd, unsigned int was_killed, int timeout
     return 0;
 }
 
+/* The timeout applies to each input: the runner stamps each input's start in the
+ * control block, and a wake-up before that input's deadline just waits on. */
 int fs_host_snapshot_run(int ctl_fd, int st_fd, struct fs_control *ctl, int runner_pid,
                          int timeout_ms, struct fs_batch_result *res) {
     memset(res, 0, sizeof *res);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = now_ns(), timeout_ns = (uint64_t)timeout_ms * 1000000ull;
+    __atomic_store_n(&ctl->input_start_ns, t0, __ATOMIC_RELEASE); /* until the first input starts */
     int r = fs_host_write_u32(ctl_fd, FS_CMD_RUN);
     if (r) return r;
-    unsigned int last_completed = 0;
+    int wait_ms = timeout_ms;
     for (;;) {
         unsigned int msg;
-        r = fs_host_read_u32(st_fd, timeout_ms, &msg);
-        if (r == -ETIMEDOUT) {
-            unsigned int completed = __atomic_load_n(&ctl->completed, __ATOMIC_ACQUIRE);
-            if (completed != last_completed && !res->timed_out) {
-                last_completed = completed; /* still making progress: a new input started */
+        r = fs_host_read_u32(st_fd, wait_ms, &msg);
+        if (r == -ETIMEDOUT && !res->timed_out) {
+            uint64_t start = __atomic_load_n(&ctl->input_start_ns, __ATOMIC_ACQUIRE), now = now_ns();
+            if (start > now || now - start < timeout_ns) { /* a later input: its own deadline */
+                uint64_t left_ns = start > now ? timeout_ns : timeout_ns - (now - start);
+                wait_ms = (int)((left_ns + 999999) / 1000000);
                 continue;
             }
-            if (!res->timed_out) {
-                res->timed_out = 1;
-                if (runner_pid > 0) kill(runner_pid, SIGKILL); /* never kill(0): our own group */
-            }
-            timeout_ms = REPLY_GRACE_MS;
+            res->timed_out = 1;
+            if (runner_pid > 0) kill(runner_pid, SIGKILL); /* never kill(0): our own group */
+            wait_ms = REPLY_GRACE_MS;
             continue;
         }
+        if (r == -ETIMEDOUT) return r; /* the server does not answer after the kill */
         if (r) return r;
         if (msg == FS_MSG_DONE && !res->timed_out) {
             res->done = 1;
@@ -120,6 +123,7 @@ int fs_host_snapshot_run(int ctl_fd, int st_fd, struct fs_control *ctl, int runn
         }
         if (msg == FS_MSG_RUNNER_DIED) {
             unsigned int status;
+            res->end_ns = now_ns();
             if ((r = fs_host_read_u32(st_fd, REPLY_GRACE_MS, &status))) return r;
             res->runner_died = 1;
             res->status = (int)status;
@@ -131,27 +135,38 @@ int fs_host_snapshot_run(int ctl_fd, int st_fd, struct fs_control *ctl, int runn
     return 0;
 }
 
+static void tally_status(struct fs_loop_tally *tally, int status, int timed_out) {
+    if (timed_out) tally->timeouts++;
+    else if (WIFSIGNALED(status)) tally->signals[WTERMSIG(status) & 63]++;
+    else tally->exits[WEXITSTATUS(status)]++;
+}
+
 int fs_host_snapshot_loop(int ctl_fd, int st_fd, struct fs_control *ctl, int runner_pid,
-                          int timeout_ms, int batches, unsigned long long *wall_ns) {
+                          int timeout_ms, int batches, unsigned long long *wall_ns, struct fs_loop_tally *tally) {
     struct fs_batch_result res;
     uint64_t t0 = now_ns();
     for (int i = 0; i < batches; i++) {
         int r = fs_host_snapshot_run(ctl_fd, st_fd, ctl, runner_pid, timeout_ms, &res);
         if (r) return r;
         if (!res.done) return -ECHILD;
+        for (unsigned k = 0; k < ctl->completed && k < FS_MAX_BATCH; k++)
+            tally_status(tally, (int)ctl->results[k].status, 0);
     }
     *wall_ns = now_ns() - t0;
     return 0;
 }
 
 int fs_host_fork_loop(int ctl_fd, int st_fd, unsigned char *map, unsigned int map_size,
-                      int timeout_ms, int runs, unsigned long long *wall_ns) {
+                      int timeout_ms, int runs, unsigned long long *wall_ns, struct fs_loop_tally *tally) {
     struct fs_run_result res;
     uint64_t t0 = now_ns();
+    unsigned int was_killed = 0;
     for (int i = 0; i < runs; i++) {
         memset(map, 0, map_size);
-        int r = fs_host_fork_run(ctl_fd, st_fd, 0, timeout_ms, &res);
+        int r = fs_host_fork_run(ctl_fd, st_fd, was_killed, timeout_ms, &res);
         if (r) return r;
+        tally_status(tally, res.status, res.timed_out);
+        was_killed = res.timed_out ? 1 : 0;
     }
     *wall_ns = now_ns() - t0;
     return 0;

@@ -15,6 +15,7 @@ struct fs_batch_result {
     int status;
     int timed_out;       /* we killed the runner: input ctl->completed hung */
     unsigned long long wall_ns;
+    unsigned long long end_ns; /* CLOCK_MONOTONIC when the runner was reported gone */
 };
 
 int fs_host_shm_create(unsigned long size, int *id);
@@ -33,11 +34,19 @@ int fs_host_fork_run(int ctl_fd, int st_fd, unsigned int was_killed, int timeout
 int fs_host_snapshot_run(int ctl_fd, int st_fd, struct fs_control *ctl, int runner_pid,
                          int timeout_ms, struct fs_batch_result *result);
 
-/* Runs `batches` batches back to back from C, for comparing the Python-driven loop. */
+/* What a C loop saw, one count per run: each exit code, each signal, and the timeouts. */
+struct fs_loop_tally {
+    unsigned long long exits[256];
+    unsigned long long signals[65];
+    unsigned long long timeouts;
+};
+
+/* Runs the control block's batch `batches` times back to back from C, for comparing the
+ * Python-driven loop; adds every run's outcome to tally. */
 int fs_host_snapshot_loop(int ctl_fd, int st_fd, struct fs_control *ctl, int runner_pid,
-                          int timeout_ms, int batches, unsigned long long *wall_ns);
+                          int timeout_ms, int batches, unsigned long long *wall_ns, struct fs_loop_tally *tally);
 int fs_host_fork_loop(int ctl_fd, int st_fd, unsigned char *map, unsigned int map_size,
-                      int timeout_ms, int runs, unsigned long long *wall_ns);
+                      int timeout_ms, int runs, unsigned long long *wall_ns, struct fs_loop_tally *tally);
 
 /* Dirty-page backend probes: 0 when the backend works here, else -1 and a reason. */
 int fs_host_probe_backend(int backend, char *reason, unsigned long len);

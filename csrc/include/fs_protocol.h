@@ -104,7 +104,7 @@
 #define FS_MAX_BATCH 1024
 #define FS_INPUT_AREA_SIZE 16777216
 #define FS_CTL_MAGIC 1179796480
-#define FS_CTL_VERSION 1
+#define FS_CTL_VERSION 2
 
 /* fs_control.check_coverage bits */
 #define FS_CHECK_HASH 1
@@ -139,6 +139,7 @@ struct fs_control {
     unsigned int runner_pid;
     unsigned long long runner_iterations; /* iterations since this runner started */
     unsigned long long snapshot_ns;       /* time the runner spent taking the snapshot */
+    unsigned long long input_start_ns;    /* CLOCK_MONOTONIC when the current input started */
     char error_detail[256];
     struct fs_result results[1024];
     unsigned int input_offsets[1024];

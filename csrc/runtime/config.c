@@ -32,7 +32,8 @@ static int env_int(const char *name, int fallback) {
     return *end ? fallback : (int)n;
 }
 
-static int env_flag(const char *name) {
+/* How every boolean variable reads, here and in the orchestrator: set, and not "0". */
+int fs_env_flag(const char *name) {
     const char *v = getenv(name);
     return v && *v && strcmp(v, "0") != 0;
 }
@@ -59,9 +60,9 @@ void fs_config_load(struct fs_config *cfg) {
     cfg->shm_id = env_int(FS_ENV_SHM_ID, -1);
     cfg->shm_fuzz_id = env_int(FS_ENV_SHM_FUZZ_ID, -1);
     cfg->ctl_shm_id = env_int(FS_ENV_CTL_SHM_ID, -1);
-    cfg->persistent = env_flag(FS_ENV_PERSISTENT);
-    cfg->deferred = env_flag(FS_ENV_DEFER);
-    cfg->verify = env_flag(FS_ENV_VERIFY);
+    cfg->persistent = fs_env_flag(FS_ENV_PERSISTENT);
+    cfg->deferred = fs_env_flag(FS_ENV_DEFER);
+    cfg->verify = fs_env_flag(FS_ENV_VERIFY);
     cfg->break_restore = break_restore_from_env();
     const char *mode = getenv(FS_ENV_MODE);
     /* afl-fuzz exports __AFL_PERSISTENT for binaries with the persistent marker; in an
@@ -75,5 +76,5 @@ void fs_config_load(struct fs_config *cfg) {
     cfg->backend = backend ? fs_backend_from_name(backend) : FS_BACKEND_AUTO;
     const char *file = getenv(FS_ENV_INPUT_FILE);
     cfg->input_file = file && *file ? file : NULL;
-    cfg->input_stdin = env_flag(FS_ENV_INPUT_STDIN);
+    cfg->input_stdin = fs_env_flag(FS_ENV_INPUT_STDIN);
 }

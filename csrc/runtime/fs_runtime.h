@@ -205,6 +205,7 @@ extern volatile unsigned char fs_break_target;
 
 /* config.c */
 void fs_config_load(struct fs_config *cfg);
+int fs_env_flag(const char *name);
 int fs_backend_from_name(const char *name);
 const char *fs_backend_name(int backend);
 

@@ -79,7 +79,7 @@ void fs_runtime_init(void) {
     fs_st->input_fd = -1;
     fs_st->snap.uffd = fs_st->snap.pagemap_fd = -1;
     fs_config_load(&fs_st->cfg);
-    fs_debug_enabled = getenv(FS_ENV_DEBUG) != NULL;
+    fs_debug_enabled = fs_env_flag(FS_ENV_DEBUG);
     fs_coverage_init();
     /* Registered first, so it runs last: the harness's own exit handlers run before
      * an iteration ends, as they would at a real exit. */

@@ -113,6 +113,7 @@ static void iteration_begin(void) {
     fs_coverage_reset_for_run();
     fs_st->in_iteration = 1;
     fs_st->iteration_start_ns = fs_now_ns();
+    if (fs_st->direct) __atomic_store_n(&fs_st->ctl->input_start_ns, fs_st->iteration_start_ns, __ATOMIC_RELEASE);
 }
 
 static void retire_runner(int status) __attribute__((noreturn));

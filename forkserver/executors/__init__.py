@@ -34,15 +34,26 @@ class AutoExecutor(Executor):
         self.active.start()
         self.backend = self.active.backend
 
-    def run(self, data: bytes) -> ExecResult:
-        result = self.active.run(data)
+    def run(self, data: bytes, keep_map: bool = False) -> ExecResult:
+        result = self.active.run(data, keep_map)
         if result.thread_started and self.active is not self.fallback:
-            self.active.close()
-            self.active = self.fallback
-            self.mode, self.backend = "fork", None
-            self.fallback.start()
-            result = self.fallback.run(data)
+            self._fall_back()
+            result = self.fallback.run(data, keep_map)
         return result
+
+    def run_batch(self, inputs: list[bytes]) -> list[ExecResult]:
+        results = self.active.run_batch(inputs)
+        for i, result in enumerate(results):
+            if result.thread_started and self.active is not self.fallback:
+                self._fall_back()
+                return results[:i] + [self.fallback.run(d) for d in inputs[i:]]
+        return results
+
+    def _fall_back(self) -> None:
+        self.active.close()
+        self.active = self.fallback
+        self.mode, self.backend = "fork", None
+        self.fallback.start()
 
     def close(self) -> None:
         self.active.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from ..config import SETTINGS
 from ..errors import InputError, TargetStartError
 from ..native import lib
-from ..observers import CoverageMap
+from ..observers import CoverageMap, summarize
 from ..target import Target
 
 MAX_INPUT = 1 << 20
@@ -23,7 +23,8 @@ class Outcome(enum.Enum):
 
 @dataclass
 class ExecResult:
-    """What one run of one input did."""
+    """What one run of one input did. The map itself is kept only when asked for
+    (run(..., keep_map=True)); its edge count and hash always are."""
 
     outcome: Outcome
     signal: int | None = None
@@ -35,14 +36,14 @@ class ExecResult:
     runner_hash: int | None = None  # map hash computed by the runtime (batched runs)
     detail: str = ""
     thread_started: bool = False    # snapshot mode refused a thread started by this input
+    edges: int | None = None
+    map_hash: int | None = None
 
-    @property
-    def edges(self) -> int | None:
-        return self.coverage.edges if self.coverage is not None else None
-
-    @property
-    def map_hash(self) -> int | None:
-        return self.coverage.hash if self.coverage is not None else self.runner_hash
+    def __post_init__(self):
+        if self.coverage is not None and (self.edges is None or self.map_hash is None):
+            self.edges, self.map_hash = summarize(self.coverage.counts)
+        if self.map_hash is None:
+            self.map_hash = self.runner_hash
 
     def as_json(self, input_name: str) -> dict:
         d = {
@@ -83,11 +84,10 @@ def describe_status(status: int) -> str:
 
 
 def pin_to_cpu(cpu: int | None) -> None:
-    """Pins this process (and the targets it starts afterwards) to one CPU: a same-core
-    pipe round trip is ~9x cheaper than a cross-core one on small VMs."""
-    if cpu is None or SETTINGS.no_affinity:
-        return
-    os.sched_setaffinity(0, {cpu % os.cpu_count()})
+    """Pins this process (and the targets it starts afterwards): see forkserver.cpu."""
+    from ..cpu import pin
+
+    pin(cpu)
 
 
 class Process:
@@ -188,7 +188,8 @@ class Executor:
     def start(self) -> None:
         raise NotImplementedError
 
-    def run(self, data: bytes) -> ExecResult:
+    def run(self, data: bytes, keep_map: bool = False) -> ExecResult:
+        """Runs one input. keep_map: keep a copy of its coverage map in the result."""
         raise NotImplementedError
 
     def run_batch(self, inputs: list[bytes]) -> list[ExecResult]:

@@ -19,7 +19,7 @@ class ExecExecutor(Executor):
         self.env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
         self.env[const_str(lib.FS_ENV_MODE)] = "exec"  # the target dies with us
 
-    def run(self, data: bytes) -> ExecResult:
+    def run(self, data: bytes, keep_map: bool = False) -> ExecResult:
         check_input_size(data)
         self.input.write(data)
         self.map_shm.array[: self.map.map_size] = 0
@@ -36,7 +36,11 @@ class ExecExecutor(Executor):
             proc.kill()  # reaps the process group's leftovers
         exec_us = (time.perf_counter() - t0) * 1e6
         outcome, sig, code = outcome_from_status(status, timed_out)
-        return ExecResult(outcome, sig, code, exec_us=exec_us, coverage=self.map.snapshot())
+        result = ExecResult(outcome, sig, code, exec_us=exec_us)
+        result.edges, result.map_hash = self.map.summary()
+        if keep_map:
+            result.coverage = self.map.snapshot()
+        return result
 
     def close(self) -> None:
         self.input.close()

@@ -116,7 +116,7 @@ class ForkExecutor(Executor):
     mode = "fork"
 
     def _env(self) -> dict[str, str]:
-        env = self.target.base_env()
+        env = self.target.base_env(persistent=self.mode == "persistent")
         env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
         env[const_str(lib.FS_ENV_SHM_FUZZ_ID)] = str(self.fuzz_shm.id)
         env[const_str(lib.FS_ENV_MODE)] = "fork"
@@ -147,7 +147,7 @@ class ForkExecutor(Executor):
         else:
             self.input.write(data)
 
-    def run(self, data: bytes) -> ExecResult:
+    def run(self, data: bytes, keep_map: bool = False) -> ExecResult:
         self.deliver(data)
         self.map.clear()
         res = self._result
@@ -159,7 +159,14 @@ class ForkExecutor(Executor):
                               f"stderr: {self.session.proc.stderr_tail()}") from exc
         self.was_killed = 1 if res.timed_out else 0
         outcome, sig, code = outcome_from_status(res.status, bool(res.timed_out))
-        return ExecResult(outcome, sig, code, exec_us=res.exec_ns / 1000, coverage=self.map.snapshot())
+        return self.map_result(ExecResult(outcome, sig, code, exec_us=res.exec_ns / 1000), keep_map)
+
+    def map_result(self, result: ExecResult, keep_map: bool) -> ExecResult:
+        """Adds the shared map's edge count and hash (and a copy, if kept) to a result."""
+        result.edges, result.map_hash = self.map.summary()
+        if keep_map:
+            result.coverage = self.map.snapshot()
+        return result
 
     def close(self) -> None:
         for name in ("session", "input", "fuzz_shm", "map_shm"):

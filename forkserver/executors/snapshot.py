@@ -127,15 +127,15 @@ class SnapshotExecutor(ForkExecutor):
             offset += record_size(data)
         self.ctl.batch_count = len(inputs)
 
-    def _result_from_ctl(self, i: int, collect_map: bool) -> ExecResult:
+    def _result_from_ctl(self, i: int, collect_map: bool, keep_map: bool = False) -> ExecResult:
         r = self.ctl.results[i]
         outcome, sig, code = outcome_from_status(r.status, False)
         res = ExecResult(outcome, sig, code, exec_us=r.exec_ns / 1000, restore_us=r.restore_ns / 1000,
                          dirty_pages=r.dirty_pages)
         if r.flags & lib.FS_RESULT_HASHED:
-            res.runner_hash = r.map_hash
+            res.runner_hash = res.map_hash = r.map_hash
         if collect_map:
-            res.coverage = self.map.snapshot()
+            self.map_result(res, keep_map)
         failed = r.flags & (lib.FS_RESULT_THREAD_STARTED | lib.FS_RESULT_VERIFY_FAILED | lib.FS_RESULT_RESTORE_FAILED)
         if failed:
             res.outcome = Outcome.ERROR
@@ -155,25 +155,33 @@ class SnapshotExecutor(ForkExecutor):
             n += 1
         return max(n, 1)
 
-    def run(self, data: bytes) -> ExecResult:
-        return self.run_batch([data], collect_maps=True)[0]
+    def run(self, data: bytes, keep_map: bool = False) -> ExecResult:
+        return self.run_batch([data], collect_maps=True, keep_maps=keep_map)[0]
 
-    def run_batch(self, inputs: list[bytes], collect_maps: bool | None = None) -> list[ExecResult]:
-        """Runs inputs in order. Maps are copied only for single-input batches, unless
-        collect_maps says otherwise; batched runs carry the runtime's map hash instead."""
+    def run_batch(self, inputs: list[bytes], collect_maps: bool | None = None,
+                  keep_maps: bool = False) -> list[ExecResult]:
+        """Runs inputs in order. The shared map is read after single-input batches (or
+        as collect_maps says); batched runs carry the runtime's map hash instead. Maps
+        are kept in the results only with keep_maps."""
         results: list[ExecResult] = []
         while len(results) < len(inputs):
             pending = inputs[len(results):len(results) + lib.FS_MAX_BATCH]
             batch = pending[: self._fits(pending)]
             single = len(batch) == 1
-            results.extend(self._run_one_batch(batch, collect_maps if collect_maps is not None else single))
+            results.extend(self._run_one_batch(batch, collect_maps if collect_maps is not None else single, keep_maps))
         return results
 
-    def _run_one_batch(self, batch: list[bytes], collect_map: bool) -> list[ExecResult]:
+    def load_batch(self, batch: list[bytes], hash_maps: bool = True) -> None:
+        """Puts a batch in the control block, with a runner ready for it, without running
+        it: for drivers that run the control block's batch themselves (the C loops of
+        `forkserver bench`). hash_maps: the runtime hashes each input's map."""
         if not self.runner_pid:
             self._start_runner()
         self._fill_batch(batch)
-        self.ctl.check_coverage = 0 if collect_map else lib.FS_CHECK_HASH
+        self.ctl.check_coverage = lib.FS_CHECK_HASH if hash_maps else 0
+
+    def _run_one_batch(self, batch: list[bytes], collect_map: bool, keep_map: bool = False) -> list[ExecResult]:
+        self.load_batch(batch, hash_maps=not collect_map)
         ctl_w, st_r = self._server_fds()
         try:
             check(lib.fs_host_snapshot_run(ctl_w, st_r, self.ctl, self.runner_pid, self.timeout_ms, self._batch),
@@ -183,24 +191,28 @@ class SnapshotExecutor(ForkExecutor):
                               f"stderr: {self.session.proc.stderr_tail()}") from exc
         b = self._batch
         completed = min(self.ctl.completed, len(batch))
-        results = [self._result_from_ctl(i, collect_map and i == completed - 1) for i in range(completed)]
+        results = [self._result_from_ctl(i, collect_map and i == completed - 1, keep_map) for i in range(completed)]
         if b.done:
             return results
         # the runner is gone
         self.runner_pid = 0
+        if completed >= len(batch):
+            return results  # after the last input: killed as it finished, its results stand
         if self.ctl.retired and not b.timed_out:
             self.runner_retirements += 1
             return results
         outcome, sig, code = outcome_from_status(b.status, bool(b.timed_out))
         if self.ctl.error_code:
             outcome = Outcome.ERROR
-        res = ExecResult(outcome, sig, code, exec_us=b.wall_ns / 1000)
+        # the dying input's own time, from its start stamp in the control block
+        started = self.ctl.input_start_ns
+        exec_us = (b.end_ns - started) / 1000 if 0 < started <= b.end_ns else b.wall_ns / 1000
+        res = ExecResult(outcome, sig, code, exec_us=exec_us)
         if self.ctl.error_code:
             res.detail = f"{RUNNER_ERRORS.get(self.ctl.error_code, '')}: {self._error_detail()}"
         # the runner died in this input (a crash, a timeout, an exec): the map holds its
         # coverage, as it would in fork mode, and no hash was computed for it
-        res.coverage = self.map.snapshot()
-        return results + [res]
+        return results + [self.map_result(res, keep_map)]
 
     def close(self) -> None:
         super().close()
