@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from forkserver.build import build
-from forkserver.doctor import available_backends, probe_backend
+from forkserver.doctor import BACKEND_IDS, available_backends, probe_backend
 from forkserver.inputs import read_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,15 +30,29 @@ HARNESS_DIR = REPO / "harnesses"
 CORPORA = REPO / "corpora"
 TEST_HARNESS_DIR = Path(__file__).resolve().parent / "harnesses"
 
-HARNESSES = ["maze", "crash", "hang", "big_heap", "leaky", "ini_parser", "thread_after_snapshot"]
-TEST_HARNESSES = ["init_abort", "init_segv", "init_counter"]
+HARNESSES = ["maze", "crash", "hang", "big_heap", "leaky", "ini_parser", "thread_after_snapshot", "kernel_write"]
+TEST_HARNESSES = ["init_abort", "init_segv", "init_counter", "counted", "restore_probe", "spin"]
 
 # Backends that really work on this machine (probed), in doctor's order.
 BACKENDS = available_backends()
 SOFT_DIRTY_OK, SOFT_DIRTY_REASON = probe_backend("soft-dirty")
 
-# Environment for harnesses that need one.
-HARNESS_ENV = {"big_heap": {"BIG_HEAP_MB": "8"}}
+
+def _backend_param(name: str):
+    ok, reason = probe_backend(name)
+    if ok:
+        return pytest.param(name, id=name)
+    return pytest.param(name, id=name, marks=pytest.mark.skip(reason=f"backend {name} unavailable here "
+                                                                      f"(forkserver doctor): {reason}"))
+
+
+# Every backend, for parametrize: the ones that do not work here are skipped with
+# doctor's reason, never left out silently.
+BACKEND_PARAMS = [_backend_param(name) for name in BACKEND_IDS]
+
+# Environment for harnesses that need one. 64 MiB: a heap region large enough that
+# pagemap-scan tracks it chunk by chunk (regions of 32 MiB or more).
+HARNESS_ENV = {"big_heap": {"BIG_HEAP_MB": "64"}}
 
 # The inputs every harness gets besides its seeds: they only mean something to the
 # harness whose top comment names them, the others must simply run them.

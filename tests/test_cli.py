@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BACKENDS, CORPORA, HARNESS_DIR, cli, cli_json, one_error_line
+from conftest import BACKEND_PARAMS, CORPORA, HARNESS_DIR, REPO, cli, cli_json, one_error_line
 
 RESULT_KEYS = {"input", "outcome", "signal", "exit_code", "edges", "map_hash", "exec_us", "dirty_pages"}
 RUN_KEYS = {"mode", "backend", "target", "execs", "seconds", "execs_per_sec", "results"}
@@ -162,7 +162,7 @@ def test_run_json_contract_fork(bins):
         assert r["outcome"] == "ok" and r["exit_code"] == 0 and r["signal"] is None
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_run_json_contract_snapshot(bins, backend):
     out = cli_json("run", "--mode", "snapshot", "--backend", backend, "--json", "-i", CORPORA / "maze", "--",
                    bins["maze"])
@@ -287,7 +287,8 @@ def test_build_keeps_forkserver_init_marker(bins):
     deferred")."""
     from forkserver.inspect import scan_markers
 
-    calling_init = ["crash", "hang", "big_heap", "leaky", "thread_after_snapshot", "init_counter"]
+    calling_init = ["crash", "hang", "big_heap", "leaky", "thread_after_snapshot", "kernel_write", "init_counter",
+                    "counted", "restore_probe"]
     infos = {h: scan_markers(bins[h]) for h in calling_init}
     assert all(i.forkserver_runtime for i in infos.values())
     unmarked = [h for h, i in infos.items() if not i.deferred]
@@ -307,9 +308,20 @@ def test_inspect_text_output(bins):
 
 
 def test_version_and_console_script():
+    """The installed `forkserver` script (from the package's entry point, looked up where
+    this interpreter installs scripts, whether or not that directory is on PATH) runs
+    the same CLI."""
+    import importlib.metadata
+    import sys
+    import sysconfig
+
     proc = cli("--version")
     assert proc.returncode == 0 and re.match(r"forkserver \d+\.\d+", proc.stdout)
-    script = shutil.which("forkserver")
-    if script:
-        out = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0 and out.stdout == proc.stdout
+    points = importlib.metadata.entry_points(group="console_scripts", name="forkserver")
+    assert [ep.value for ep in points] == ["forkserver.cli:main"], "the package declares the forkserver script"
+    candidates = [Path(sysconfig.get_path("scripts")) / "forkserver", Path(sys.executable).parent / "forkserver"]
+    script = next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+    assert script, f"no forkserver script in {sorted(set(map(str, candidates)))}: install the package (pip install -e .)"
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60, cwd=REPO,
+                         env={**os.environ, "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0 and out.stdout == proc.stdout, out.stderr

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from conftest import CORPORA, REPO, cli, cli_json, inputs_for, result_key, seeds
@@ -268,8 +269,20 @@ def test_afl_fuzz_drives_an_afl_snapshot_build_in_snapshot_mode(tmp_path):
     stats = dict(line.split(" : ", 1) for line in (out / "default" / "fuzzer_stats").read_text().splitlines())
     stats = {k.strip(): v.strip() for k, v in stats.items()}
     assert "persistent" in stats["target_mode"]
-    assert int(stats["execs_done"]) > 1000
+    assert int(stats["execs_done"]) > 0
     assert int(stats["corpus_count"]) >= 4  # seeds loaded, calibration passed
+    # afl-fuzz saw our coverage: the map bytes the seeds hit (fork mode, our executor;
+    # byte 0 is the runtime's "ran" byte, which afl-fuzz counts as well), and then more
+    t = Target.from_command([str(binary)])
+    try:
+        with ForkExecutor(t, 2000, cpu=None) as fx:
+            seed_bytes = set()
+            for data in seeds("ini_parser"):
+                seed_bytes |= set(np.flatnonzero(fx.run(data, keep_map=True).coverage.counts).tolist())
+    finally:
+        t.cleanup()
+    assert float(stats["bitmap_cvg"].rstrip("%")) > 0, stats["bitmap_cvg"]
+    assert int(stats["edges_found"]) > len(seed_bytes) > 20, (stats["edges_found"], len(seed_bytes))
 
 
 def test_showmap_raw_matches_afl_showmap_raw_on_high_counts(bins, tmp_path):

@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-from forkserver.doctor import BACKEND_IDS, available_backends, probe_backend, report
+from forkserver.doctor import available_backends, probe_backend, report
 from forkserver.errors import NativeError
 from forkserver.native import check, ffi, lib
 from forkserver.observers import BUCKETS
@@ -108,13 +108,21 @@ def test_u32_write_to_closed_pipe():
 # ---- classification and new bits ----
 
 
-def test_classify_matches_python_buckets():
+# AFL's count classes, written out (not read from our C table): hit count -> bucket
+AFL_COUNT_CLASSES = [(0, 0, 0), (1, 1, 1), (2, 2, 2), (3, 3, 4), (4, 7, 8), (8, 15, 16), (16, 31, 32),
+                     (32, 127, 64), (128, 255, 128)]
+
+
+def test_classify_follows_afl_count_classes():
     size = 512
     counts = np.array([i % 256 for i in range(size)], dtype=np.uint8)
     out = np.zeros(size, dtype=np.uint8)
     hits = lib.fs_host_classify(ffi.from_buffer(counts), size, ffi.from_buffer(out))
-    assert hits == int(np.count_nonzero(counts))
-    assert (out == BUCKETS[counts]).all()
+    assert hits == int(np.count_nonzero(counts)) == 510
+    for i in range(size):
+        want = next(b for lo, hi, b in AFL_COUNT_CLASSES if lo <= counts[i] <= hi)
+        assert out[i] == want, f"count {counts[i]} -> {out[i]}, AFL says {want}"
+    assert (BUCKETS == out[:256]).all(), "Python's table is the helpers' table"
 
 
 def _new_bits(counts: np.ndarray, virgin: np.ndarray, update: int) -> int:
@@ -148,29 +156,43 @@ def test_has_new_bits_edges_then_counts():
 # ---- backend probes ----
 
 
-def test_probe_ids_are_the_protocol_ids():
-    assert BACKEND_IDS == {"pagemap-scan": lib.FS_BACKEND_PAGEMAP_SCAN, "soft-dirty": lib.FS_BACKEND_SOFT_DIRTY,
-                           "mprotect": lib.FS_BACKEND_MPROTECT, "full-copy": lib.FS_BACKEND_FULL_COPY}
-
-
 def test_probe_unknown_backend():
     reason = ffi.new("char[64]")
     assert lib.fs_host_probe_backend(999, reason, 64) == -errno.EINVAL
 
 
-def test_probes_agree_with_doctor():
+def test_doctor_agrees_with_the_runtime(bins):
+    """What doctor says about each backend is what a snapshot runner finds when it tries
+    it (the runtime tracks pages for real, the probe only tries the kernel interface);
+    the backend name the runner reports back is the one asked for, and auto picks
+    doctor's auto_backend."""
+    from forkserver.errors import BackendUnavailable
+    from forkserver.executors import SnapshotExecutor
+    from forkserver.target import Target
+
     rep = report()
-    assert list(rep["backends"]) == list(BACKEND_IDS)
-    for name, bid in BACKEND_IDS.items():
-        reason = ffi.new("char[512]")
-        ok = lib.fs_host_probe_backend(bid, reason, 512) == 0
-        assert rep["backends"][name]["available"] is ok, name
-        assert rep["backends"][name]["reason"] == ffi.string(reason).decode()
-        assert rep["backends"][name]["reason"], f"{name}: doctor must always give a reason"
-        assert probe_backend(name) == (ok, ffi.string(reason).decode())
-    assert available_backends() == [n for n in BACKEND_IDS if rep["backends"][n]["available"]]
-    first = next(n for n in ("pagemap-scan", "soft-dirty", "mprotect") if rep["backends"][n]["available"])
-    assert rep["auto_backend"] == first
+    assert list(rep["backends"]) == ["pagemap-scan", "soft-dirty", "mprotect", "full-copy"]
+    t = Target.from_command([str(bins["maze"])])
+    try:
+        for name, info in rep["backends"].items():
+            assert info["reason"], f"{name}: doctor must always give a reason"
+            if info["available"]:
+                with SnapshotExecutor(t, 2000, cpu=None, backend=name) as sx:
+                    assert sx.backend == name
+                    assert sx.run(b"MAZE!EXIT").outcome.value == "ok"
+            else:
+                sx = SnapshotExecutor(t, 2000, cpu=None, backend=name)
+                try:
+                    with pytest.raises(BackendUnavailable, match="cannot work here") as exc:
+                        sx.start()
+                finally:
+                    sx.close()
+                assert info["reason"] in str(exc.value)
+        with SnapshotExecutor(t, 2000, cpu=None, backend="auto") as sx:
+            assert sx.backend == rep["auto_backend"]
+    finally:
+        t.cleanup()
+    assert available_backends() == [n for n, b in rep["backends"].items() if b["available"]]
 
 
 def test_portable_backends_always_available():

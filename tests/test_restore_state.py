@@ -3,7 +3,7 @@ mode's results), --verify-restore names a piece a restore leaves out, and the ru
 protocol stays in step however short the timeout."""
 import pytest
 
-from conftest import BACKENDS, TEST_HARNESS_DIR, cli, isolated_python, one_error_line
+from conftest import BACKEND_PARAMS, BACKENDS, TEST_HARNESS_DIR, cli, isolated_python, one_error_line
 from forkserver.build import build
 from forkserver.executors import ForkExecutor, SnapshotExecutor
 from forkserver.target import Target
@@ -42,7 +42,7 @@ def test_each_change_is_seen_by_the_next_input_without_a_restore(state_changer):
             assert fx.run(b"-").exit_code == 0, change
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_every_piece_comes_back_and_verifies(state_changer, backend):
     schedule = [d for change in PIECES for d in (change, b"-")] * 3
     with ForkExecutor(state_changer, 2000, cpu=0) as fx:
@@ -79,8 +79,8 @@ def test_timeouts_never_put_the_runner_protocol_out_of_step(tmp_path):
         from forkserver.target import Target
         t = Target.from_command([{str(spin)!r}])
         rng = random.Random(7)
-        # mostly instant inputs, some close to the timeout on either side
-        inputs = [b"0"] * 48 + [b"800", b"1500"]
+        # mostly instant inputs, some close to the timeout on either side, some well past it
+        inputs = [b"0"] * 47 + [b"800", b"1000", b"3000"]
         outcomes = collections.Counter()
         with SnapshotExecutor(t, 1, cpu=0) as sx:
             for _ in range(100_000):
@@ -93,7 +93,8 @@ def test_timeouts_never_put_the_runner_protocol_out_of_step(tmp_path):
     assert sum(outcomes.values()) == 100_000
     assert set(outcomes) <= {"ok", "timeout"}, outcomes
     assert outcomes["timeout"] >= 1000, f"too few timeouts to exercise the protocol: {outcomes}"
-    assert report["runners"] == outcomes["timeout"] + 1
+    # a runner killed just as its input finished counts the input as done
+    assert report["runners"] >= outcomes["timeout"] + 1
 
 
 def test_a_timeout_below_one_ms_is_a_usage_error():

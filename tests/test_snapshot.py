@@ -3,13 +3,15 @@ available backend, over long shuffled replays; --verify-restore proves restores 
 (and catches a broken one); bad inputs do not leak into the next; threads are refused;
 the runner does not grow.
 
-Backends: those forkserver.doctor.available_backends() returns; soft-dirty, when the
-kernel lacks CONFIG_MEM_SOFT_DIRTY, is skipped once, with doctor's reason.
+Backends: every one doctor knows, parametrised; those forkserver.doctor says do not work
+here (soft-dirty, when the kernel lacks CONFIG_MEM_SOFT_DIRTY) are skipped with its reason.
 
 Repetitions: every input 1,000 times (shuffled, fixed seed) with pagemap-scan; 200 times
 with mprotect and full-copy (they are 2-5x slower per input on these 2-vCPU machines).
-On hang, HANG itself is replayed 30 times (pagemap-scan) / 8 times (others) at -t 100,
-the seeds 1,000 / 200 times: each HANG costs a whole timeout.
+big_heap (64 MiB) and kernel_write (64 MiB) are large enough that pagemap-scan tracks
+them chunk by chunk; they get fewer repetitions (full-copy compares all 64 MiB per
+input). On hang, HANG itself is replayed 30 times (pagemap-scan) / 8 times (others) at
+-t 100, the seeds 1,000 / 200 times: each HANG costs a whole timeout.
 """
 import json
 import os
@@ -18,23 +20,31 @@ import time
 import pytest
 
 import forkserver.executors.snapshot as snapshot_module
-from conftest import (BACKENDS, CORPORA, HARNESS_ENV, SOFT_DIRTY_OK, SOFT_DIRTY_REASON, cli_json, inputs_for,
-                      isolated, isolated_python, json_key, result_key, seeds)
+from conftest import (BACKEND_PARAMS, BACKENDS, CORPORA, HARNESS_ENV, cli_json, inputs_for, isolated,
+                      isolated_python, json_key, result_key, seeds)
 from forkserver.executors import ForkExecutor, SnapshotExecutor, make_executor
 from forkserver.native import lib
 from forkserver.target import Target
 
 REPS = {"pagemap-scan": 1000}
 OTHER_REPS = 200
+# the 64 MiB harnesses (full-copy compares all 64 MiB at every restore)
+BIG_HARNESSES = ("big_heap", "kernel_write")
+BIG_REPS = {"pagemap-scan": 200, "mprotect": 50}
+BIG_OTHER_REPS = 10
 HANG_TIMEOUT_MS = 100
 HANG_REPS = {"pagemap-scan": 30}
 OTHER_HANG_REPS = 8
 
 # how each harness gets its input in the matrix (both ways are covered)
-ARGS = {"maze": [], "crash": ["@@"], "hang": [], "big_heap": ["@@"], "leaky": [], "ini_parser": []}
+ARGS = {"maze": [], "crash": ["@@"], "hang": [], "big_heap": ["@@"], "leaky": [], "ini_parser": [],
+        "kernel_write": []}
+MATRIX = ["maze", "crash", "big_heap", "leaky", "ini_parser", "kernel_write"]
 
 
-def reps_for(backend: str) -> int:
+def reps_for(backend: str, harness: str | None = None) -> int:
+    if harness in BIG_HARNESSES:
+        return BIG_REPS.get(backend, BIG_OTHER_REPS)
     return REPS.get(backend, OTHER_REPS)
 
 
@@ -66,16 +76,19 @@ def target_of(bins):
 # ---- snapshot equals fork, over long shuffled replays ----
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("harness", ["maze", "crash", "big_heap", "leaky", "ini_parser"])
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("harness", MATRIX)
 def test_snapshot_matches_fork(bins, harness, backend):
+    reps = reps_for(backend, harness)
     report = isolated("replay", binary=str(bins[harness]), args=ARGS[harness], env=HARNESS_ENV.get(harness, {}),
-                      inputs=inputs_for(harness), backend=backend, timeout_ms=2000, reps=reps_for(backend), seed=1)
-    assert report["execs"] == len(inputs_for(harness)) * (reps_for(backend) + 1)
+                      inputs=inputs_for(harness), backend=backend, timeout_ms=2000, reps=reps, seed=1)
+    assert report["execs"] == len(inputs_for(harness)) * (reps + 1)
     assert_replay_clean(report, backend)
+    if harness in ("big_heap", "kernel_write", "leaky"):  # they exit non-zero when they find leaked state
+        assert {tuple(v[:3]) for v in report["reference"].values()} == {("ok", None, 0)}, report["reference"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_hang_snapshot_matches_fork(bins, backend):
     inputs = inputs_for("hang")
     report = isolated("replay", binary=str(bins["hang"]), args=ARGS["hang"], env={}, inputs=inputs, backend=backend,
@@ -97,14 +110,6 @@ def test_expected_outcomes_in_the_reference(bins):
     assert ref[b"_EXIT4"][:3] == ["ok", None, 4]
     for s in seeds("crash"):
         assert ref[s][:3] == ["ok", None, 0]
-
-
-@pytest.mark.skipif(not SOFT_DIRTY_OK, reason=f"soft-dirty unavailable (forkserver doctor): {SOFT_DIRTY_REASON}")
-def test_soft_dirty_backend(bins):
-    for harness in ("maze", "crash", "leaky"):
-        report = isolated("replay", binary=str(bins[harness]), args=ARGS[harness], env={},
-                          inputs=inputs_for(harness), backend="soft-dirty", timeout_ms=2000, reps=OTHER_REPS, seed=1)
-        assert_replay_clean(report, "soft-dirty")
 
 
 # ---- the leaky witness, and the runner's footprint ----
@@ -177,8 +182,8 @@ def exec_rows(bins, input_dirs):
     return get
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("harness", ["maze", "crash", "hang", "big_heap", "leaky", "ini_parser"])
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("harness", ["maze", "crash", "hang", "big_heap", "leaky", "ini_parser", "kernel_write"])
 def test_verify_restore_passes(bins, input_dirs, exec_rows, harness, backend):
     t = ["-t", "200"] if harness == "hang" else []
     out = cli_json("run", "--mode", "snapshot", "--backend", backend, "--verify-restore", *t, "--repeat", "3",
@@ -193,7 +198,7 @@ def test_verify_restore_passes(bins, input_dirs, exec_rows, harness, backend):
     assert not wrong, f"verified snapshot results differ from exec mode: {wrong[:5]}"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_verify_restore_on_many_fresh_runners(bins, backend):
     """Every snapshot is taken in a fresh process with a new ASLR layout: verify the
     first restores of 100 fresh fork servers (one layout each)."""
@@ -221,7 +226,7 @@ def test_verify_restore_on_many_fresh_runners(bins, backend):
     assert report["n_start"] == 0, f"{report['n_start']} of 100 executors failed: {report['start_errors']}"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 @pytest.mark.parametrize("harness", ["maze", "leaky"])
 def test_verify_catches_a_broken_restore(target_of, harness, backend):
     t = target_of(harness)
@@ -243,7 +248,7 @@ def test_verify_catches_a_broken_restore(target_of, harness, backend):
 # ---- a bad input leaves the next one alone ----
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_crash_exit_abort_do_not_leak_into_next_input(bins, backend):
     bad = [b"SEGV", b"ABRT", b"FPE", b"EXIT3", b"_EXIT4", b"EXIT0"]
     report = isolated("after_bad", binary=str(bins["crash"]), args=["@@"], backend=backend, timeout_ms=2000,
@@ -254,7 +259,7 @@ def test_crash_exit_abort_do_not_leak_into_next_input(bins, backend):
         assert pair["good"] == pair["good_fork"], f"after {bytes.fromhex(pair['bad'])!r}: {pair}"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_timeout_does_not_leak_into_next_input(bins, backend):
     report = isolated("after_bad", binary=str(bins["hang"]), args=[], backend=backend, timeout_ms=100,
                       bad=[b"HANG", b"HANG"], good=seeds("hang"))
@@ -264,7 +269,7 @@ def test_timeout_does_not_leak_into_next_input(bins, backend):
         assert pair["good"] == pair["good_fork"], pair
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_big_heap_restored_after_every_kind_of_end(target_of, backend):
     """big_heap exits 42 when the previous run's writes were not undone."""
     t = target_of("big_heap", "@@")
@@ -277,7 +282,7 @@ def test_big_heap_restored_after_every_kind_of_end(target_of, backend):
 # ---- threads ----
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_thread_after_snapshot_is_an_error_in_snapshot_mode(bins, backend):
     out = cli_json("run", "--mode", "snapshot", "--backend", backend, "--repeat", "2", "--json", "-i",
                    CORPORA / "thread_after_snapshot", "--", bins["thread_after_snapshot"])
@@ -305,7 +310,7 @@ def test_auto_mode_stays_snapshot_without_threads(bins):
 # ---- what run --json reports per input ----
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_run_json_reports_dirty_pages_and_restore_time(bins, input_dirs, backend):
     out = cli_json("run", "--mode", "snapshot", "--backend", backend, "--json", "-i", input_dirs["crash"], "--",
                    bins["crash"], "@@")
@@ -317,32 +322,34 @@ def test_run_json_reports_dirty_pages_and_restore_time(bins, input_dirs, backend
         assert isinstance(r.get("restore_us"), (int, float)) and r["restore_us"] >= 0, r
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_big_heap_dirty_pages_follow_the_input_not_the_heap(bins, backend, tmp_path):
-    """8 MiB of heap, 8 pages written per input: a few dozen pages to restore, not 2048."""
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("heap_mb", [8, 64])
+def test_big_heap_dirty_pages_follow_the_input_not_the_heap(bins, backend, heap_mb):
+    """8 or 64 MiB of heap, 8 pages written per input: a few dozen pages to restore, not
+    2048 or 16384."""
     out = cli_json("run", "--mode", "snapshot", "--backend", backend, "--repeat", "3", "--json", "-i",
-                   CORPORA / "big_heap", "--", bins["big_heap"], "@@", env={"BIG_HEAP_MB": "8"})
+                   CORPORA / "big_heap", "--", bins["big_heap"], "@@", env={"BIG_HEAP_MB": str(heap_mb)})
     for r in out["results"]:
         assert r["outcome"] == "ok" and r["exit_code"] == 0, r
         assert 8 <= r["dirty_pages"] < 256, r
 
 
-def test_batched_runs_match_single_runs(target_of):
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_batched_runs_match_single_runs(target_of, backend):
     """run_batch: one wake-up for many inputs; the runtime's map hash (computed in C)
     equals the one computed in Python from the map."""
     t = target_of("ini_parser")
     inputs = inputs_for("ini_parser")
     with ForkExecutor(t, 2000, cpu=0) as fx:
         ref = [result_key(fx.run(d)) for d in inputs]
-    for backend in BACKENDS:
-        with SnapshotExecutor(t, 2000, cpu=0, backend=backend) as sx:
-            batched = sx.run_batch(inputs * 5, collect_maps=False)
-        assert len(batched) == len(inputs) * 5
-        for i, r in enumerate(batched):
-            want = ref[i % len(inputs)]
-            assert (r.outcome.value, r.signal, r.exit_code) == tuple(want[:3]), (backend, i)
-            if r.outcome.value == "ok":
-                assert r.map_hash == want[3], (backend, i, inputs[i % len(inputs)])
+    with SnapshotExecutor(t, 2000, cpu=0, backend=backend) as sx:
+        batched = sx.run_batch(inputs * 5, collect_maps=False)
+    assert len(batched) == len(inputs) * 5
+    for i, r in enumerate(batched):
+        want = ref[i % len(inputs)]
+        assert (r.outcome.value, r.signal, r.exit_code) == tuple(want[:3]), i
+        if r.outcome.value == "ok":
+            assert r.map_hash == want[3], (i, inputs[i % len(inputs)])
 
 
 def test_cli_batch_option(bins):
@@ -353,6 +360,75 @@ def test_cli_batch_option(bins):
     single = cli_json("run", "--mode", "fork", "--json", "-i", CORPORA / "maze", "--", bins["maze"])
     want = {r["input"]: r["map_hash"] for r in single["results"]}
     assert all(r["map_hash"] == want[r["input"]] for r in out["results"])
+
+
+# ---- process state, read from the kernel (tests/harnesses/restore_probe.c) ----
+
+PROBE_BITS = {0x01: "interval timer", 0x02: "page protection", 0x04: "program break", 0x08: "SIGUSR2 handler",
+              0x10: "fd table", 0x20: "fd offset", 0x40: "signal mask", 0x80: "rounding mode"}
+
+
+def probe_bits(code: int | None) -> list[str]:
+    return [name for bit, name in PROBE_BITS.items() if (code or 0) & bit]
+
+
+def test_restore_probe_sees_each_change_in_fork_mode(target_of):
+    """The probe's own control: SELFTEST changes the state and then checks it, so every
+    bit must be set; plain inputs in fork mode see pristine state."""
+    with ForkExecutor(target_of("restore_probe"), 2000, cpu=0) as fx:
+        assert fx.run(b"SELFTEST").exit_code == 0xFF
+        assert [fx.run(b"x").exit_code for _ in range(3)] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_restore_brings_back_process_state(target_of, backend):
+    """Each input changes timers, a page's protection, the break, a handler, the fd table,
+    an fd offset, the signal mask and the rounding mode; the next must find none of it."""
+    with SnapshotExecutor(target_of("restore_probe"), 2000, cpu=0, backend=backend) as sx:
+        singles = [sx.run(b"x") for _ in range(3)]
+        batched = sx.run_batch([b"x"] * 100, collect_maps=False)
+        runners = sx.runners_started
+    leaks = [(i, r.outcome.value, probe_bits(r.exit_code), r.detail) for i, r in enumerate(singles + batched)
+             if (r.outcome.value, r.exit_code) != ("ok", 0)]
+    assert not leaks, f"state a restore did not bring back (input index, outcome, what, detail): {leaks[:5]}"
+    assert runners == 1, "one runner served every input"
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_restore_probe_changes_take_effect_in_snapshot_mode(target_of, backend):
+    """SELFTEST in the runner: each change the harness makes must really happen there."""
+    with SnapshotExecutor(target_of("restore_probe"), 2000, cpu=0, backend=backend) as sx:
+        code = sx.run(b"SELFTEST").exit_code
+        after = sx.run(b"x").exit_code
+    assert probe_bits(code ^ 0xFF) == [], f"changes without effect in the runner: {probe_bits(code ^ 0xFF)}"
+    assert after == 0, probe_bits(after)
+
+
+# ---- per-input timeout in batches ----
+
+
+def test_batch_longer_than_the_timeout_is_all_ok(bins):
+    """-t is per input: 200 inputs of 2 ms each in one batch with -t 50 (400 ms in all)
+    all finish; a 300 ms input in the middle of a batch times out alone."""
+    report = isolated_python(f"""
+        import json
+        from forkserver.executors import SnapshotExecutor
+        from forkserver.target import Target
+        t = Target.from_command([{str(bins["spin"])!r}])
+        with SnapshotExecutor(t, 50, cpu=0, backend={BACKENDS[0]!r}) as sx:
+            fast = sx.run_batch([b"2000"] * 200, collect_maps=False)
+            fast_runners = sx.runners_started
+            mixed = sx.run_batch([b"2000"] * 30 + [b"300000"] + [b"2000"] * 30, collect_maps=False)
+        t.cleanup()
+        print(json.dumps({{"fast": [r.outcome.value for r in fast], "fast_us": [r.exec_us for r in fast],
+                          "fast_runners": fast_runners, "mixed": [r.outcome.value for r in mixed]}}))
+    """, timeout=120)
+    fast = report["fast"]
+    assert len(fast) == 200 and set(fast) == {"ok"}, {o: fast.count(o) for o in set(fast)}
+    assert report["fast_runners"] == 1
+    assert sum(report["fast_us"]) > 50_000 * 2, "the batch as a whole took longer than the timeout"
+    mixed = report["mixed"]
+    assert mixed == ["ok"] * 30 + ["timeout"] + ["ok"] * 30, {o: mixed.count(o) for o in set(mixed)}
 
 
 # ---- gcc builds (trace-pc coverage) ----
@@ -372,7 +448,7 @@ def gcc_bins(tmp_path_factory):
     return {h: build([HARNESS_DIR / f"{h}.c"], out / h, cc="gcc") for h in ("crash", "leaky")}
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 @pytest.mark.parametrize("harness", ["crash", "leaky"])
 def test_gcc_build_snapshot_matches_fork(gcc_bins, harness, backend):
     report = isolated("replay", binary=str(gcc_bins[harness]), args=ARGS[harness], env={},

@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Checks that the test suite catches deliberate faults in the restore, the coverage and
+the protocol.
+
+Each fault is one textual change to one source file: (name, file glob, exact old text,
+new text, pytest selection). The check copies the repository into a scratch directory
+(the checkout itself is never written to), builds the cffi helpers there, runs the
+union of all selections once on the unchanged copy (it must pass), then for each fault:
+applies it, rebuilds the helpers when it touches their sources, runs its selection,
+and puts the file back. One line per fault:
+
+    caught   NAME  the first failing test
+    missed   NAME  its selection passed
+    stale    NAME  the old text is not in the sources (any more), or not exactly once
+
+then "N caught, M missed" (and how many are stale). Stale faults count as neither:
+update their old text to the current sources. The old texts are kept short and
+distinctive so that edits around them do not break them; a glob lets a fault follow
+code that moves between files.
+
+The scratch copy imports its own package (PYTHONPATH) and builds its own runtime
+(forkserver.build finds csrc/ next to the imported package) with its own build cache
+(FORKSERVER_CACHE_DIR), so nothing is shared with the checkout or its installed
+package.
+
+    python scripts/mutation_check.py                    # every fault, working tree
+    python scripts/mutation_check.py --only brk itimer  # some of them
+    python scripts/mutation_check.py --base HEAD --overlay tests scripts forkserver/bench.py
+    python scripts/mutation_check.py --list
+"""
+import argparse
+import fnmatch
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# sources compiled into the cffi helpers (forkserver/_native): a fault there needs a rebuild
+NATIVE_SOURCES = ("csrc/host/", "csrc/common/", "csrc/include/")
+
+# A selection is pytest's argument list; a -k in it applies to every path in it.
+COVERAGE = ["tests/test_coverage.py"]
+PROBE = ["tests/test_snapshot.py", "-k", "process_state or restore_probe"]
+STATE = ["tests/test_restore_state.py", "-k", "every_piece"]
+MATRIX_SMALL = ["tests/test_snapshot.py", "-k", "matches_fork and (maze or leaky or crash) and not gcc and not hang"]
+
+
+@dataclass
+class Fault:
+    name: str
+    file: str          # path or glob, relative to the repository root
+    old: str           # must occur exactly once in the matched files
+    new: str
+    selection: list[str]
+    what: str = ""
+    # the same fault in other versions of the code: (old, new) pairs, tried in order
+    # after (old, new); the first one found exactly once is applied
+    alternatives: tuple[tuple[str, str], ...] = ()
+
+    def variants(self) -> list[tuple[str, str]]:
+        return [(self.old, self.new), *self.alternatives]
+
+
+FAULTS = [
+    # ---- coverage ----
+    Fault("never-zero", "csrc/runtime/coverage.c", "fs_map[*guard] = c + (c == 0);", "fs_map[*guard] = c;",
+          COVERAGE, "trace-pc-guard counter wraps to 0 (plain ++)"),
+    Fault("bucket-table", "csrc/common/fs_buckets.h", "[4 ... 7] = 8, [8 ... 15] = 16,",
+          "[4 ... 8] = 8, [9 ... 15] = 16,", COVERAGE + ["tests/test_native.py", "tests/test_units.py"],
+          "count 8 lands in the 4-7 class"),
+    Fault("map0-reset", "csrc/runtime/coverage.c", "    memset(fs_map, 0, fs_map_size);\n    fs_map[0] = 1;",
+          "    memset(fs_map, 0, fs_map_size);", COVERAGE, "the 'ran' byte is not set when the map is reset"),
+    Fault("map0-fork-child", "csrc/runtime/server.c", "take_input_from_fuzz_shm();\n                    fs_map[0] = 1;",
+          "take_input_from_fuzz_shm();", COVERAGE, "a fork-mode child does not set the 'ran' byte"),
+    # ---- protocol ----
+    Fault("hello-mapsize", "csrc/runtime/server.c", "FS_OPT_ENABLED | FS_OPT_MAPSIZE | ((fs_map_size - 1) << 1)",
+          "FS_OPT_ENABLED | ((fs_map_size - 1) << 1)",
+          COVERAGE + ["tests/test_fork.py::test_afl_fuzz_drives_an_afl_snapshot_build_in_snapshot_mode"],
+          "the hello word leaves out the MAPSIZE option"),
+    Fault("shdmem-reply-ignored", "csrc/runtime/server.c",
+          "(reply & FS_OPT_SHDMEM_FUZZ)) attach_fuzz_shm();", "(reply & FS_OPT_SHDMEM_FUZZ)) (void)0;",
+          COVERAGE, "the fuzzer's yes to the test-case buffer is ignored"),
+    Fault("batch-timeout", "csrc/host/fs_host.c", "if (completed != last_completed && !res->timed_out) {",
+          "if (0 && completed != last_completed && !res->timed_out) {",
+          ["tests/test_snapshot.py::test_batch_longer_than_the_timeout_is_all_ok"],
+          "the timeout counts from the start of the batch, not of each input",
+          alternatives=(("uint64_t start = __atomic_load_n(&ctl->input_start_ns, __ATOMIC_ACQUIRE), now",
+                         "uint64_t start = t0, now"),)),
+    # ---- restore ----
+    Fault("hot-list", "csrc/runtime/track*.c", "hot[1 + hot[0]++] = (uint32_t)c;", "(void)hot;",
+          ["tests/test_snapshot.py", "-k", "(big_heap or kernel_write) and pagemap"],
+          "pagemap-scan: a chunk of a region >= 32 MiB heated but never walked"),
+    Fault("skip-first-dirty-mprotect", "csrc/runtime/track*.c", "for (size_t i = 0; i < s->dirty_count; i++) {",
+          "for (size_t i = 1; i < s->dirty_count; i++) {",
+          ["tests/test_snapshot.py", "-k", "mprotect and (matches_fork or verify_restore_passes) and not gcc"],
+          "mprotect: the first page of the dirty list is not restored"),
+    Fault("skip-first-dirty-pagemap", "csrc/runtime/track*.c", "for (uintptr_t p = vec[k].start; p < vec[k].end;",
+          "for (uintptr_t p = vec[k].start + (k ? 0 : PAGE); p < vec[k].end;",
+          ["tests/test_snapshot.py", "-k", "pagemap and (matches_fork or verify_restore_passes) and not gcc"],
+          "pagemap-scan: the first page each walk reports is not restored"),
+    Fault("brk", "csrc/runtime/snapshot.c", "sys(SYS_brk, (long)s->brk_start, 0, 0);", "(void)0;", PROBE,
+          "the program break is not put back"),
+    Fault("itimer", "csrc/runtime/snapshot.c", "fs_raw_syscall(SYS_setitimer, t, (long)&s->timers[t], 0, 0, 0, 0);",
+          "(void)t;", PROBE, "interval timers are not restored"),
+    Fault("reprotect", "csrc/runtime/snapshot.c", "for (int i = s->reprotected_count - 1; i >= 0; i--)",
+          "for (int i = s->reprotected_count - 1; i >= 0 && 0; i--)", PROBE,
+          "protections changed by mprotect are not restored"),
+    Fault("sigaction", "csrc/runtime/snapshot.c",
+          "fs_raw_syscall(SYS_rt_sigaction, sig, (long)&s->handlers[sig], 0,", "if (0) fs_raw_syscall(SYS_rt_sigaction, sig, (long)&s->handlers[sig], 0,",
+          PROBE, "signal handlers are not restored"),
+    Fault("new-fds", "csrc/runtime/snapshot.c", "for (int i = 0; i < s->new_fd_count; i++) sys(SYS_close, s->new_fds[i], 0, 0);",
+          "(void)0;", PROBE, "fds opened during an input stay open"),
+    Fault("fd-offsets", "csrc/runtime/snapshot.c",
+          "if (s->fds[i].offset >= 0) sys(SYS_lseek, s->fds[i].fd, s->fds[i].offset, SEEK_SET);",
+          "(void)i;", PROBE, "offsets of the snapshot's fds are not rewound"),
+    Fault("sigmask", "csrc/runtime/snapshot.c",
+          "sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->sigmask, 0, sizeof s->sigmask);\n"
+          "        s->hidden_blocked = s->hidden_blocked_snap;",
+          "s->hidden_blocked = s->hidden_blocked_snap;", PROBE, "the signal mask is not restored"),
+    Fault("fenv", "csrc/runtime/snapshot.c", "    fesetenv(&s->fenv);\n", "", PROBE,
+          "the floating-point environment is not restored"),
+    # ---- the bench ----
+    Fault("ratio-vs-best", "forkserver/bench.py", "            return r.median_eps()",
+          "            return max(t.execs_per_sec for t in r.trials)", ["tests/test_bench.py", "-k", "ratio"],
+          "'vs fork' divides by the fork row's best trial, not its median"),
+]
+
+
+# ---- the scratch copy ----
+
+
+def git(*args: str, repo: Path = REPO, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, **kw)
+
+
+def working_tree_files(repo: Path) -> list[str]:
+    """Tracked and untracked (not ignored) files, as they are on disk."""
+    out = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", repo=repo).stdout
+    return [p for p in out.decode().split("\0") if p and (repo / p).is_file()]
+
+
+def copy_files(repo: Path, dest: Path, files: list[str]) -> None:
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / rel, target)
+
+
+def make_scratch(repo: Path, dest: Path, base: str | None, overlay: list[str]) -> None:
+    """dest gets the working tree, or the files of commit `base` with the working-tree
+    versions of the `overlay` paths on top (read with git archive: no git state changes)."""
+    if base is None:
+        copy_files(repo, dest, working_tree_files(repo))
+        return
+    archive = git("archive", "--format=tar", base, repo=repo).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    wanted = [f for f in working_tree_files(repo)
+              if any(f == p.rstrip("/") or f.startswith(p.rstrip("/") + "/") for p in overlay)]
+    copy_files(repo, dest, wanted)
+
+
+BUILD_NATIVE = r"""
+import os, runpy, shutil, sys, tempfile
+root = sys.argv[1]
+os.chdir(root)
+ffi = runpy.run_path("csrc/host/build_native.py")["ffibuilder"]
+name, source, ext, kw = ffi._assigned_source
+for key in ("sources", "include_dirs"):
+    kw[key] = [os.path.join(root, p) for p in kw[key]]
+for old in os.listdir(os.path.join(root, "forkserver")):
+    if old.startswith("_native.") and old.endswith(".so"):
+        os.remove(os.path.join(root, "forkserver", old))
+with tempfile.TemporaryDirectory() as tmp:
+    os.chdir(tmp)  # away from pyproject.toml, which the compile step would try to read
+    out = ffi.compile(tmpdir=tmp)
+    shutil.copy(out, os.path.join(root, "forkserver", os.path.basename(out)))
+"""
+
+
+def build_native(scratch: Path, env: dict) -> None:
+    """Builds forkserver/_native inside the scratch copy, from the scratch copy's csrc."""
+    proc = subprocess.run([sys.executable, "-c", BUILD_NATIVE, str(scratch)], capture_output=True, text=True,
+                          env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the cffi helpers failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
+def check_isolation(scratch: Path, env: dict) -> None:
+    code = ("import forkserver, forkserver.native, forkserver.build as b; "
+            "print(forkserver.__file__); print(forkserver.native.__file__); print(b.csrc_dir())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=scratch)
+    if out.returncode != 0:
+        raise RuntimeError(f"the scratch copy does not import: {out.stderr[-2000:]}")
+    for line in out.stdout.split():
+        if not Path(line).resolve().is_relative_to(scratch.resolve()):
+            raise RuntimeError(f"the scratch copy imports code from outside itself: {line}")
+
+
+# ---- running tests ----
+
+
+def run_pytest(scratch: Path, env: dict, selection: list[str], junit: Path, timeout: float,
+               stop_first: bool = True) -> tuple[str, list[str]]:
+    """Returns (status, failing test ids): status is passed, failed, timeout or broken."""
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=no", "-o", "addopts=",
+            f"--junitxml={junit}", *(["-x"] if stop_first else []), *selection]
+    proc = subprocess.Popen(args, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # pytest and whatever it started: its own session
+        proc.communicate()
+        junit.unlink(missing_ok=True)
+        return "timeout", []
+    failing = []
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                cls = case.get("classname", "")
+                failing.append(f"{cls.replace('.', '/')}.py::{case.get('name')}" if cls else case.get("name"))
+        junit.unlink()
+    if proc.returncode == 0:
+        return "passed", []
+    if proc.returncode == 1:
+        return "failed", failing
+    return "broken", [f"pytest exit {proc.returncode}: {output.strip()[-300:]}"]
+
+
+def find_anchor(root: Path, fault: Fault) -> tuple[Path | None, str, str, str]:
+    """(the file, old, new) of the first variant of the fault whose old text occurs
+    exactly once in the files fault.file matches; or None and why not."""
+    files = sorted(p for p in root.glob(fault.file) if p.is_file())
+    if not files:
+        return None, "", "", f"no file matches {fault.file}"
+    texts = {p: p.read_text() for p in files}
+    why = []
+    for old, new in fault.variants():
+        hits = [(p, t.count(old)) for p, t in texts.items()]
+        total = sum(n for _, n in hits)
+        if total == 1:
+            return next(p for p, n in hits if n), old, new, ""
+        why.append("not found" if total == 0 else f"found {total} times")
+    return None, "", "", f"old text {' / '.join(why)} in {fault.file}"
+
+
+def union_selection(faults: list[Fault]) -> list[list[str]]:
+    """The distinct selections, each a pytest argument list."""
+    seen, out = set(), []
+    for f in faults:
+        key = tuple(f.selection)
+        if key not in seen:
+            seen.add(key)
+            out.append(f.selection)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repo", type=Path, default=REPO)
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run these faults only (fnmatch patterns)")
+    ap.add_argument("--list", action="store_true", help="list the faults and exit")
+    ap.add_argument("--base", metavar="REV", help="start from the files of this commit instead of the working tree")
+    ap.add_argument("--overlay", nargs="*", default=[], metavar="PATH",
+                    help="with --base: take these paths from the working tree")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the run on the unchanged copy")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per pytest run")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--all", action="store_true",
+                    help="run each selection to the end and name every test that fails (slower)")
+    ap.add_argument("--selection", nargs="+", metavar="ARG", help="run these pytest arguments for every fault")
+    args = ap.parse_args()
+
+    faults = [f for f in FAULTS if not args.only or any(fnmatch.fnmatch(f.name, p) for p in args.only)]
+    if args.list:
+        for f in faults:
+            *_, why = find_anchor(args.repo.resolve(), f)
+            print(f"{f.name:28} {f.file:28} {f.what}" + (f"  [stale here: {why}]" if why else ""))
+        return 0
+    if not faults:
+        print("no fault matches --only", file=sys.stderr)
+        return 2
+
+    scratch_root = Path(tempfile.mkdtemp(prefix="forkserver-mutants-"))
+    scratch = scratch_root / "repo"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FORKSERVER_", "__AFL_"))}
+    env.update(PYTHONPATH=str(scratch), PYTHONDONTWRITEBYTECODE="1", FORKSERVER_CACHE_DIR=str(scratch_root / "cache"),
+               TMPDIR=str(scratch_root / "tmp"))
+    (scratch_root / "tmp").mkdir()
+    junit = scratch_root / "junit.xml"
+    t_start = time.monotonic()
+    try:
+        make_scratch(args.repo.resolve(), scratch, args.base, args.overlay)
+        build_native(scratch, env)
+        check_isolation(scratch, env)
+        print(f"scratch copy: {scratch}" + (f" (commit {args.base} + working-tree {' '.join(args.overlay)})"
+                                            if args.base else " (working tree)"), flush=True)
+
+        if not args.no_baseline:
+            bad = []
+            for selection in [args.selection] if args.selection else union_selection(faults):
+                status, failing = run_pytest(scratch, env, selection, junit, args.timeout, stop_first=False)
+                if status != "passed":
+                    bad.append((" ".join(selection), status, failing))
+            if bad:
+                print("the unchanged copy does not pass; nothing can be judged:")
+                for selection, status, failing in bad:
+                    print(f"  {selection}: {status} {failing[:5]}")
+                return 2
+            print(f"baseline: every selection passes on the unchanged copy ({time.monotonic() - t_start:.0f} s)",
+                  flush=True)
+
+        caught, missed, stale = 0, 0, 0
+        for fault in faults:
+            path, old, new, why = find_anchor(scratch, fault)
+            if path is None:
+                stale += 1
+                print(f"stale    {fault.name:28} {why}", flush=True)
+                continue
+            original = path.read_text()
+            rel = path.relative_to(scratch).as_posix()
+            native = rel.startswith(NATIVE_SOURCES)
+            t0 = time.monotonic()
+            try:
+                path.write_text(original.replace(old, new, 1))
+                if native:
+                    build_native(scratch, env)
+                status, failing = run_pytest(scratch, env, args.selection or fault.selection, junit, args.timeout,
+                                             stop_first=not args.all)
+            finally:
+                path.write_text(original)
+                if native:
+                    build_native(scratch, env)
+            took = f"({time.monotonic() - t0:.0f} s)"
+            if status == "failed":
+                caught += 1
+                first = failing[0] if failing else "?"
+                print(f"caught   {fault.name:28} {first} {took}", flush=True)
+                if args.all:
+                    for other in failing[1:]:
+                        print(f"         {'':28} {other}", flush=True)
+            elif status == "timeout":
+                caught += 1
+                print(f"caught   {fault.name:28} its selection hung past {args.timeout:.0f} s {took}", flush=True)
+            elif status == "passed":
+                missed += 1
+                print(f"missed   {fault.name:28} {' '.join(fault.selection)} passed {took}", flush=True)
+            else:
+                stale += 1
+                print(f"stale    {fault.name:28} the selection did not run: {failing[0] if failing else status}",
+                      flush=True)
+        summary = f"{caught} caught, {missed} missed"
+        if stale:
+            summary += f" ({stale} stale: not judged, update their old text)"
+        print(f"{summary}; {time.monotonic() - t_start:.0f} s in all")
+        return 0 if missed == 0 else 1
+    finally:
+        if args.keep:
+            print(f"kept {scratch_root}")
+        else:
+            shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
