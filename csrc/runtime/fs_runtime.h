@@ -240,6 +240,8 @@ int fs_snapshot_overlaps_layout(uintptr_t start, uintptr_t end);
 int fs_snapshot_fd_index(long fd);
 int fs_fds_list(struct fs_saved_fd *out, int max);
 void fs_snapshot_retire(int reason, const char *fmt, ...);
+void fs_snapshot_take_over_signal(int sig, void (*handler)(int, siginfo_t *, void *),
+                                  struct fs_kernel_sigaction *view, struct fs_kernel_sigaction *view_snap);
 
 /* process_state.c */
 int fs_process_state_save(struct fs_process_state *ps);

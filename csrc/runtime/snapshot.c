@@ -279,6 +279,23 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     return 0;
 }
 
+/* Installs one of the runtime's own handlers (SIGSYS, SIGSEGV). The program's handler
+ * becomes its view (what it reads and sets from now on), and the snapshot's handler
+ * table shows ours, so that no restore removes it. The mask is empty: an execve from
+ * the handler hands the program's own mask on. */
+void fs_snapshot_take_over_signal(int sig, void (*handler)(int, siginfo_t *, void *),
+                                  struct fs_kernel_sigaction *view, struct fs_kernel_sigaction *view_snap) {
+    struct fs_snapshot *s = SNAP;
+    fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)view_snap, FS_SIGSET_SIZE, 0, 0);
+    *view = *view_snap;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigaction(sig, &sa, NULL);
+    fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&s->handlers[sig], FS_SIGSET_SIZE, 0, 0);
+}
+
 int fs_snapshot_restore_page(uintptr_t p) {
     struct fs_region *r = fs_snapshot_find_region(p);
     return r ? fs_snapshot_restore_page_in(r, p) : -1; /* none: heap above the snapshot's break */

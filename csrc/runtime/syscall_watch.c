@@ -607,15 +607,7 @@ int fs_syscall_watch_install(int with_kernel_writes, char *err, size_t errlen) {
     }
 
     /* the program's view of SIGSYS is what it had; the kernel gets ours */
-    fs_raw_syscall(SYS_rt_sigaction, SIGSYS, 0, (long)&s->sigsys_view_snap, FS_SIGSET_SIZE, 0, 0);
-    s->sigsys_view = s->sigsys_view_snap;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = sigsys_handler;
-    /* an empty mask: an execve from the handler hands the program's own mask on */
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigaction(SIGSYS, &sa, NULL);
-    fs_raw_syscall(SYS_rt_sigaction, SIGSYS, 0, (long)&s->handlers[SIGSYS], FS_SIGSET_SIZE, 0, 0);
+    fs_snapshot_take_over_signal(SIGSYS, sigsys_handler, &s->sigsys_view, &s->sigsys_view_snap);
 
     struct sock_fprog prog = {.len = (unsigned short)f.n, .filter = f.ins};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog)) {

@@ -28,14 +28,6 @@ static void segv_handler(int sig, siginfo_t *info, void *uctx) {
 
 void fs_write_faults_install(struct fs_snapshot *s) {
     /* the program keeps seeing, and getting real faults through, the handler it had */
-    fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, 0, (long)&s->segv_view_snap, FS_SIGSET_SIZE, 0, 0);
-    s->segv_view = s->segv_view_snap;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = segv_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigaction(SIGSEGV, &sa, NULL);
-    /* the snapshot's handler table must show ours, or a restore would remove it */
-    fs_raw_syscall(SYS_rt_sigaction, SIGSEGV, 0, (long)&s->handlers[SIGSEGV], FS_SIGSET_SIZE, 0, 0);
+    fs_snapshot_take_over_signal(SIGSEGV, segv_handler, &s->segv_view, &s->segv_view_snap);
     s->owns_segv = 1;
 }
