@@ -169,6 +169,7 @@ BAD = {
                          "at least 1 ms"),
     "zero timeout": (lambda d: (["run", "--mode", "fork", "-t", "0", "-i", CORPORA / "maze", "--", "harnesses/maze.c"],
                                 {}), "at least 1 ms"),
+    "bench with a zero timeout": (lambda d: (["bench", "-t", "0", "--modes", "fork"], {}), "at least 1 ms"),
     "zero batch": (lambda d: (["run", "--batch", "0", *MAZE_RUN, "harnesses/maze.c"], {}), "--batch"),
     "negative batch": (lambda d: (["run", "--batch", "-3", *MAZE_RUN, "harnesses/maze.c"], {}), "--batch"),
     "cpu out of range": (lambda d: (["run", "--cpu", "99", *MAZE_RUN, "harnesses/maze.c"], {}), "may run on CPUs"),

@@ -151,6 +151,8 @@ def build_plan(args, command: list[str]) -> BenchPlan:
 
     if args.seconds <= 0 or args.trials < 1 or args.warmup < 0 or args.batch < 1:
         raise UsageError("--seconds must be > 0, --trials and --batch >= 1, --warmup >= 0")
+    if args.timeout_ms < 1:
+        raise UsageError(f"-t takes a timeout of at least 1 ms, not {args.timeout_ms}")
     if not command:
         command = [str(bundled_harness("maze"))]
     inputs_path = Path(args.input) if args.input else default_corpus(command)
