@@ -237,6 +237,8 @@ struct fs_region *fs_snapshot_find_region(uintptr_t addr);
 int fs_snapshot_restore_page(uintptr_t page);
 int fs_snapshot_restore_page_in(struct fs_region *r, uintptr_t page);
 int fs_snapshot_overlaps_layout(uintptr_t start, uintptr_t end);
+/* Index of the snapshot's mapping (layout entry) that holds addr, or -1. */
+int fs_snapshot_layout_index(uintptr_t addr);
 int fs_snapshot_fd_index(long fd);
 int fs_fds_list(struct fs_saved_fd *out, int max);
 void fs_snapshot_retire(int reason, const char *fmt, ...);
@@ -264,6 +266,11 @@ uint64_t fs_hidden_signals(void);
 /* 1 in the runner, 0 in the processes it starts (they inherit its memory, not its role) */
 int fs_in_runner(void);
 long fs_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+/* Shorthands for the runtime's own calls (the watch lets fs_raw_syscall through). */
+static inline long fs_sys3(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
+static inline long fs_sys4(long nr, long a1, long a2, long a3, long a4) {
+    return fs_raw_syscall(nr, a1, a2, a3, a4, 0, 0);
+}
 
 /* track.c (the registry) and track_*.c (one backend each) */
 struct fs_tracker {

@@ -14,8 +14,6 @@
 
 #include "fs_runtime.h"
 
-static long sys(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
-static long sys4(long nr, long a1, long a2, long a3, long a4) { return fs_raw_syscall(nr, a1, a2, a3, a4, 0, 0); }
 
 /* prctl settings with a getter: PR_SET_x (value) and PR_GET_x. The getter answers
  * through its return value, or (out_arg) by writing an int through its second argument. */
@@ -37,62 +35,62 @@ int fs_prctl_setting_index(long option) {
 }
 
 static long prctl_get(const struct prctl_setting *p) {
-    if (!p->out_arg) return sys(SYS_prctl, p->get, 0, 0);
+    if (!p->out_arg) return fs_sys3(SYS_prctl, p->get, 0, 0);
     int v = 0;
-    long r = sys(SYS_prctl, p->get, (long)&v, 0);
+    long r = fs_sys3(SYS_prctl, p->get, (long)&v, 0);
     return r < 0 ? r : v;
 }
 
 int fs_process_state_save(struct fs_process_state *ps) {
     memset(ps, 0, sizeof *ps);
-    if (sys(SYS_getcwd, (long)ps->cwd, sizeof ps->cwd, 0) < 0) ps->cwd[0] = 0;
-    ps->umask = (int)sys(SYS_umask, 0, 0, 0);
-    sys(SYS_umask, ps->umask, 0, 0);
-    for (int r = 0; r < FS_RLIMITS; r++) sys4(SYS_prlimit64, 0, r, 0, (long)&ps->rlimits[r]);
-    sys(SYS_prctl, PR_GET_NAME, (long)ps->comm, 0);
+    if (fs_sys3(SYS_getcwd, (long)ps->cwd, sizeof ps->cwd, 0) < 0) ps->cwd[0] = 0;
+    ps->umask = (int)fs_sys3(SYS_umask, 0, 0, 0);
+    fs_sys3(SYS_umask, ps->umask, 0, 0);
+    for (int r = 0; r < FS_RLIMITS; r++) fs_sys4(SYS_prlimit64, 0, r, 0, (long)&ps->rlimits[r]);
+    fs_sys3(SYS_prctl, PR_GET_NAME, (long)ps->comm, 0);
     for (int i = 0; i < FS_PRCTL_SETTINGS; i++) ps->prctl_values[i] = prctl_get(&prctl_settings[i]);
-    ps->priority = 20 - sys(SYS_getpriority, PRIO_PROCESS, 0, 0); /* the raw call answers 20 - nice */
-    ps->affinity_len = sys(SYS_sched_getaffinity, 0, sizeof ps->affinity, (long)ps->affinity);
-    ps->personality = sys(SYS_personality, 0xffffffff, 0, 0);
+    ps->priority = 20 - fs_sys3(SYS_getpriority, PRIO_PROCESS, 0, 0); /* the raw call answers 20 - nice */
+    ps->affinity_len = fs_sys3(SYS_sched_getaffinity, 0, sizeof ps->affinity, (long)ps->affinity);
+    ps->personality = fs_sys3(SYS_personality, 0xffffffff, 0, 0);
     return 0;
 }
 
 /* The working directory goes back through a descriptor opened at the snapshot, so a
  * renamed or deleted directory does not matter. */
 int fs_process_state_open_cwd(void) {
-    return fs_move_fd_high((int)sys4(SYS_openat, AT_FDCWD, (long)".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
+    return fs_move_fd_high((int)fs_sys4(SYS_openat, AT_FDCWD, (long)".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
 }
 
 /* Puts back each piece named in `changed` (FS_PS_* bits). Returns 0, or -1 with err set
  * when the kernel refuses (e.g. a hard limit lowered without the right to raise it). */
 int fs_process_state_restore(const struct fs_process_state *ps, unsigned changed, uint32_t rlimits_changed,
                              int cwd_fd, char *err, size_t errlen) {
-    if ((changed & FS_PS_CWD) && (cwd_fd < 0 || sys(SYS_fchdir, cwd_fd, 0, 0) != 0)) {
+    if ((changed & FS_PS_CWD) && (cwd_fd < 0 || fs_sys3(SYS_fchdir, cwd_fd, 0, 0) != 0)) {
         snprintf(err, errlen, "cannot return to the working directory %s", ps->cwd);
         return -1;
     }
-    if (changed & FS_PS_UMASK) sys(SYS_umask, ps->umask, 0, 0);
+    if (changed & FS_PS_UMASK) fs_sys3(SYS_umask, ps->umask, 0, 0);
     if (changed & FS_PS_RLIMITS)
         for (int r = 0; r < FS_RLIMITS; r++)
-            if ((rlimits_changed >> r & 1) && sys4(SYS_prlimit64, 0, r, (long)&ps->rlimits[r], 0) != 0) {
+            if ((rlimits_changed >> r & 1) && fs_sys4(SYS_prlimit64, 0, r, (long)&ps->rlimits[r], 0) != 0) {
                 snprintf(err, errlen, "cannot restore resource limit %d", r);
                 return -1;
             }
-    if (changed & FS_PS_COMM) sys(SYS_prctl, PR_SET_NAME, (long)ps->comm, 0);
+    if (changed & FS_PS_COMM) fs_sys3(SYS_prctl, PR_SET_NAME, (long)ps->comm, 0);
     if (changed & FS_PS_PRCTL)
         for (int i = 0; i < FS_PRCTL_SETTINGS; i++)
             if (ps->prctl_values[i] >= 0 && prctl_get(&prctl_settings[i]) != ps->prctl_values[i] &&
-                sys(SYS_prctl, prctl_settings[i].set, ps->prctl_values[i], 0) != 0) {
+                fs_sys3(SYS_prctl, prctl_settings[i].set, ps->prctl_values[i], 0) != 0) {
                 snprintf(err, errlen, "cannot restore prctl setting %d", prctl_settings[i].set);
                 return -1;
             }
-    if ((changed & FS_PS_PRIORITY) && sys(SYS_setpriority, PRIO_PROCESS, 0, ps->priority) != 0) {
+    if ((changed & FS_PS_PRIORITY) && fs_sys3(SYS_setpriority, PRIO_PROCESS, 0, ps->priority) != 0) {
         snprintf(err, errlen, "cannot restore the scheduling priority (nice %d)", ps->priority);
         return -1;
     }
     if ((changed & FS_PS_AFFINITY) && ps->affinity_len > 0)
-        sys(SYS_sched_setaffinity, 0, ps->affinity_len, (long)ps->affinity);
-    if (changed & FS_PS_PERSONALITY) sys(SYS_personality, ps->personality, 0, 0);
+        fs_sys3(SYS_sched_setaffinity, 0, ps->affinity_len, (long)ps->affinity);
+    if (changed & FS_PS_PERSONALITY) fs_sys3(SYS_personality, ps->personality, 0, 0);
     return 0;
 }
 

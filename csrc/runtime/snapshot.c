@@ -29,8 +29,6 @@ static void find_rseq_area(struct fs_snapshot *s) {
     s->rseq_end = s->rseq_start + (__rseq_size < 32 ? 32 : __rseq_size);
 }
 
-static long sys(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
-static long sys4(long nr, long a1, long a2, long a3, long a4) { return fs_raw_syscall(nr, a1, a2, a3, a4, 0, 0); }
 
 struct fs_region *fs_snapshot_find_region(uintptr_t addr) {
     struct fs_snapshot *s = SNAP;
@@ -50,6 +48,13 @@ int fs_snapshot_overlaps_layout(uintptr_t start, uintptr_t end) {
     for (int i = 0; i < s->layout_count; i++)
         if (start < s->layout[i].end && s->layout[i].start < end) return 1;
     return 0;
+}
+
+int fs_snapshot_layout_index(uintptr_t addr) {
+    struct fs_snapshot *s = SNAP;
+    for (int i = 0; i < s->layout_count; i++)
+        if (addr >= s->layout[i].start && addr < s->layout[i].end) return i;
+    return -1;
 }
 
 int fs_snapshot_fd_index(long fd) {
@@ -115,12 +120,12 @@ static int restorable_pieces(const struct fs_map_entry *e, struct fs_mapping_cha
 /* Lists the open fds with their offsets (-1: not seekable, or the runtime's own input
  * file, which is written with pwrite). Returns the count, or -errno. */
 int fs_fds_list(struct fs_saved_fd *out, int max) {
-    int dir = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir = (int)fs_sys3(SYS_openat, AT_FDCWD, (long)"/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) return dir;
     char buf[4096];
     int count = 0;
     long n;
-    while ((n = sys(SYS_getdents64, dir, (long)buf, sizeof buf)) > 0)
+    while ((n = fs_sys3(SYS_getdents64, dir, (long)buf, sizeof buf)) > 0)
         for (long off = 0; off < n;) {
             struct dirent64 *d = (struct dirent64 *)(buf + off);
             off += d->d_reclen;
@@ -129,11 +134,11 @@ int fs_fds_list(struct fs_saved_fd *out, int max) {
             for (const char *c = d->d_name; *c; c++) fd = fd * 10 + (*c - '0');
             if (fd == dir || count >= max) continue;
             out[count].fd = fd;
-            out[count].offset = fd == fs_st->input_fd ? -1 : sys(SYS_lseek, fd, 0, SEEK_CUR);
+            out[count].offset = fd == fs_st->input_fd ? -1 : fs_sys3(SYS_lseek, fd, 0, SEEK_CUR);
             if (out[count].offset < 0) out[count].offset = -1;
             count++;
         }
-    sys(SYS_close, dir, 0, 0);
+    fs_sys3(SYS_close, dir, 0, 0);
     return count;
 }
 
@@ -237,7 +242,7 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     s->dirty_count = 0;
     s->scan_vec = book + total + marks + list;
 
-    s->brk_start = s->brk_now = (uintptr_t)sys(SYS_brk, 0, 0, 0);
+    s->brk_start = s->brk_now = (uintptr_t)fs_sys3(SYS_brk, 0, 0, 0);
     fs_process_state_save(&s->process_state);
     s->cwd_fd = fs_process_state_open_cwd();
     if (record_fds(err, errlen)) return -1;
@@ -271,10 +276,10 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     s->rlimits_changed = 0;
     /* the kernel must never block the signals the runtime lives on; the program still
      * sees them blocked if they were */
-    sys4(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&s->sigmask, sizeof s->sigmask);
+    fs_sys4(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&s->sigmask, sizeof s->sigmask);
     s->hidden_blocked = s->hidden_blocked_snap = s->sigmask & fs_hidden_signals();
     s->sigmask &= ~fs_hidden_signals();
-    sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->sigmask, 0, sizeof s->sigmask);
+    fs_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->sigmask, 0, sizeof s->sigmask);
     if (fs_syscall_watch_install(s->track_kernel_writes, err, errlen)) return -1;
     return 0;
 }
@@ -331,10 +336,10 @@ static void close_all_but_snapshot_fds(void) {
     unsigned int next = 0;
     for (int i = 0; i < s->fd_count; i++) {
         unsigned int fd = (unsigned int)s->fds[i].fd;
-        if (fd > next) sys(SYS_close_range, next, fd - 1, 0);
+        if (fd > next) fs_sys3(SYS_close_range, next, fd - 1, 0);
         next = fd + 1;
     }
-    sys(SYS_close_range, next, ~0u, 0);
+    fs_sys3(SYS_close_range, next, ~0u, 0);
 }
 
 /* Closes the fds opened since the snapshot (logged by the syscall watch; a full sweep
@@ -345,11 +350,11 @@ static void restore_fds(void) {
         close_all_but_snapshot_fds();
         s->fds_need_sweep = 0;
     } else {
-        for (int i = 0; i < s->new_fd_count; i++) sys(SYS_close, s->new_fds[i], 0, 0);
+        for (int i = 0; i < s->new_fd_count; i++) fs_sys3(SYS_close, s->new_fds[i], 0, 0);
     }
     s->new_fd_count = 0;
     for (int i = 0; i < s->fd_count; i++)
-        if (s->fds[i].offset >= 0) sys(SYS_lseek, s->fds[i].fd, s->fds[i].offset, SEEK_SET);
+        if (s->fds[i].offset >= 0) fs_sys3(SYS_lseek, s->fds[i].fd, s->fds[i].offset, SEEK_SET);
 }
 
 /* Processes the input started and left behind: killed and reaped, so that the next
@@ -364,10 +369,10 @@ static void reap_children(void) {
         } while (r == 0 && info.si_pid); /* reaped a zombie: look again */
         if (r < 0) return;               /* ECHILD: none left */
         char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/self/task/%ld/children", sys(SYS_gettid, 0, 0, 0));
-        int fd = (int)sys4(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0);
-        long n = fd >= 0 ? sys(SYS_read, fd, (long)buf, sizeof buf - 1) : -1;
-        if (fd >= 0) sys(SYS_close, fd, 0, 0);
+        snprintf(path, sizeof path, "/proc/self/task/%ld/children", fs_sys3(SYS_gettid, 0, 0, 0));
+        int fd = (int)fs_sys4(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0);
+        long n = fd >= 0 ? fs_sys3(SYS_read, fd, (long)buf, sizeof buf - 1) : -1;
+        if (fd >= 0) fs_sys3(SYS_close, fd, 0, 0);
         if (n <= 0) return;
         buf[n] = 0;
         for (char *p = buf; *p;) {
@@ -375,7 +380,7 @@ static void reap_children(void) {
             while (*p >= '0' && *p <= '9') pid = pid * 10 + (*p++ - '0');
             while (*p == ' ' || *p == '\n') p++;
             if (pid > 0) {
-                sys(SYS_kill, pid, SIGKILL, 0);
+                fs_sys3(SYS_kill, pid, SIGKILL, 0);
                 fs_raw_syscall(SYS_waitid, P_PID, pid, (long)&info, WEXITED | __WALL, 0, 0);
             }
         }
@@ -396,7 +401,7 @@ static void restore_signals(struct fs_snapshot *s) {
         s->altstack_view = s->altstack_view_snap;
     }
     if (!(broken & FS_BREAK_MASK)) {
-        sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->sigmask, 0, sizeof s->sigmask);
+        fs_sys4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->sigmask, 0, sizeof s->sigmask);
         s->hidden_blocked = s->hidden_blocked_snap;
     }
     if (s->timers_changed && !(broken & FS_BREAK_TIMERS)) {
@@ -410,12 +415,12 @@ int fs_snapshot_restore(char *err, size_t errlen) {
     s->dirty_pages = 0;
     reap_children();
     for (int i = 0; i < s->new_mapping_count; i++)
-        sys(SYS_munmap, (long)s->new_mappings[i].start, (long)(s->new_mappings[i].end - s->new_mappings[i].start), 0);
+        fs_sys3(SYS_munmap, (long)s->new_mappings[i].start, (long)(s->new_mappings[i].end - s->new_mappings[i].start), 0);
     for (int i = s->reprotected_count - 1; i >= 0; i--)
-        sys(SYS_mprotect, (long)s->reprotected[i].start, (long)(s->reprotected[i].end - s->reprotected[i].start),
+        fs_sys3(SYS_mprotect, (long)s->reprotected[i].start, (long)(s->reprotected[i].end - s->reprotected[i].start),
             s->reprotected[i].prot);
     if (s->brk_now != s->brk_start) {
-        sys(SYS_brk, (long)s->brk_start, 0, 0);
+        fs_sys3(SYS_brk, (long)s->brk_start, 0, 0);
         s->brk_now = s->brk_start;
     }
     if (s->tracker->collect(s)) {
@@ -460,7 +465,7 @@ static int verify_kernel_state(struct fs_snapshot *s, char *err, size_t errlen) 
     if (s->altstack_view.ss_sp != s->altstack_view_snap.ss_sp || s->altstack_view.ss_flags != s->altstack_view_snap.ss_flags)
         return snprintf(err, errlen, "the signal stack differs from the snapshot's"), -1;
     uint64_t mask;
-    sys4(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mask, sizeof mask);
+    fs_sys4(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mask, sizeof mask);
     if (mask != s->sigmask || s->hidden_blocked != s->hidden_blocked_snap)
         return snprintf(err, errlen, "the signal mask is %#llx, snapshot had %#llx",
                         (unsigned long long)(mask | s->hidden_blocked),
@@ -491,7 +496,7 @@ int fs_snapshot_verify(char *err, size_t errlen) {
                 return -1;
             }
     }
-    uintptr_t brk_now = (uintptr_t)sys(SYS_brk, 0, 0, 0);
+    uintptr_t brk_now = (uintptr_t)fs_sys3(SYS_brk, 0, 0, 0);
     if (brk_now != s->brk_start) {
         snprintf(err, errlen, "program break is %#lx, snapshot had %#lx", (unsigned long)brk_now,
                  (unsigned long)s->brk_start);

@@ -91,7 +91,7 @@ static const int never_write_memory[] = {
     SYS_restart_syscall, SYS_getpriority, SYS_sched_getscheduler, SYS_pause, SYS_membarrier,
     SYS_set_robust_list, SYS_set_tid_address, SYS_rseq, SYS_epoll_ctl, SYS_inotify_add_watch,
     SYS_inotify_rm_watch, SYS_timerfd_settime, SYS_sched_get_priority_max, SYS_sched_get_priority_min,
-    SYS_mknod, SYS_mknodat, SYS_sync_file_range, SYS_close,
+    SYS_mknod, SYS_mknodat, SYS_sync_file_range,
 };
 
 /* Calls an input makes often that no watch needs (unless memory is kept read-only). */
@@ -237,14 +237,6 @@ static void note_reprotect(uintptr_t start, size_t len, long new_prot) {
     }
 }
 
-/* The protection a snapshot mapping had at addr, or -1 outside the snapshot's layout. */
-static int layout_prot(uintptr_t addr) {
-    struct fs_snapshot *s = SNAP;
-    for (int i = 0; i < s->layout_count; i++)
-        if (addr >= s->layout[i].start && addr < s->layout[i].end) return s->layout[i].prot;
-    return -1;
-}
-
 static void note_process_state(unsigned piece) { SNAP->process_state_changed |= piece; }
 
 /* ---- signals: the runtime's own stay out of sight ---- */
@@ -348,7 +340,7 @@ static long handle(long nr, long *a, ucontext_t *uc) {
             fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "munmap of a mapping of the snapshot");
         return raw6(nr, a);
     case SYS_mremap: {
-        int prot = layout_prot(a[0]);
+        int at = fs_snapshot_layout_index(a[0]), prot = at >= 0 ? s->layout[at].prot : -1;
         if (prot >= 0) fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "mremap of a mapping of the snapshot");
         long r = raw6(nr, a);
         if (IS_ERR(r)) return r;

@@ -16,7 +16,6 @@
 #include "dirty_probe.h"
 #include "track.h"
 
-static long sys(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
 
 static void mprotect_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, size_t len);
 
@@ -29,7 +28,7 @@ static int track_page(struct fs_snapshot *s, uintptr_t addr) {
 
 static int mprotect_arm_region(struct fs_region *r) {
     if (r->compare_always) return 0;
-    return (int)sys(SYS_mprotect, (long)r->start, (long)(r->end - r->start), r->prot & ~PROT_WRITE);
+    return (int)fs_sys3(SYS_mprotect, (long)r->start, (long)(r->end - r->start), r->prot & ~PROT_WRITE);
 }
 
 static int mprotect_start(struct fs_snapshot *s, char *err, size_t errlen) {
@@ -48,7 +47,7 @@ static int mprotect_collect(struct fs_snapshot *s) {
         struct fs_region *r = fs_snapshot_find_region(page);
         fs_snapshot_restore_page(page);
         r->written[(page - r->start) / PAGE] = 0;
-        sys(SYS_mprotect, (long)page, PAGE, r->prot & ~PROT_WRITE);
+        fs_sys3(SYS_mprotect, (long)page, PAGE, r->prot & ~PROT_WRITE);
     }
     s->dirty_count = 0;
     for (int i = 0; i < s->region_count; i++)
@@ -75,7 +74,7 @@ static void mprotect_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, si
         } else if (!run_end) {
             continue;
         }
-        if (run_end) sys(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
+        if (run_end) fs_sys3(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
         run_start = run_end = 0;
         if (mark) {
             run_start = p;
@@ -83,7 +82,7 @@ static void mprotect_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, si
             run_prot = r->prot;
         }
     }
-    if (run_end) sys(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
+    if (run_end) fs_sys3(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
 }
 
 /* The kernel wrote only below written_end: the pages this call unprotected above it
@@ -102,12 +101,12 @@ static void mprotect_kernel_write_done(struct fs_snapshot *s, uintptr_t written_
             run_start = page; /* the list grows upwards: walking it back extends runs down */
             continue;
         }
-        if (run_end) sys(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
+        if (run_end) fs_sys3(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
         run_start = page;
         run_end = page + PAGE;
         run_prot = prot;
     }
-    if (run_end) sys(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
+    if (run_end) fs_sys3(SYS_mprotect, (long)run_start, (long)(run_end - run_start), run_prot);
 }
 
 /* The harness changes protection: treat the whole range as written, so that nothing

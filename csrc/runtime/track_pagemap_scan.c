@@ -19,7 +19,6 @@
 #include "fs_log.h"
 #include "track.h"
 
-static long sys(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
 
 #define FS_BIG_REGION (32ul << 20)
 #define CHUNK FS_CHUNK_SIZE
@@ -57,7 +56,7 @@ static void heat_chunk(struct fs_snapshot *s, struct fs_region *r, size_t c) {
         memcpy(r->copy + (a - r->start), (void *)a, b - a);
         chunk_copied(r)[c] = 1;
     }
-    sys(SYS_mprotect, (long)a, (long)(b - a), r->prot);
+    fs_sys3(SYS_mprotect, (long)a, (long)(b - a), r->prot);
     seen[c] = s->restore_count;
     uint32_t *hot = hot_list(r);
     hot[1 + hot[0]++] = (uint32_t)c;
@@ -100,12 +99,6 @@ static int wp_range(int uffd, uintptr_t start, uintptr_t end) {
  * about a microsecond to start, and ~0.2 us more for each VMA in its range. */
 #define SCAN_MERGE_GAP_VMAS 4
 
-static int layout_index(struct fs_snapshot *s, uintptr_t addr) {
-    for (int i = 0; i < s->layout_count; i++)
-        if (addr >= s->layout[i].start && addr < s->layout[i].end) return i;
-    return -1;
-}
-
 static void plan_scan_ranges(struct fs_snapshot *s) {
     s->scan_range_count = 0;
     int after_chunked = 0;
@@ -119,7 +112,7 @@ static void plan_scan_ranges(struct fs_snapshot *s) {
             s->scan_range_count && !after_chunked ? &s->scan_ranges[s->scan_range_count - 1] : NULL;
         after_chunked = 0;
         if (last) {
-            int a = layout_index(s, last->end - 1), b = layout_index(s, r->start);
+            int a = fs_snapshot_layout_index(last->end - 1), b = fs_snapshot_layout_index(r->start);
             if (a >= 0 && b >= 0 && b - a - 1 <= SCAN_MERGE_GAP_VMAS) {
                 last->end = r->end;
                 continue;
@@ -264,7 +257,7 @@ static int collect_chunked(struct fs_snapshot *s, struct fs_region *r) {
         }
         uintptr_t a, b;
         chunk_bounds(r, c, &a, &b);
-        sys(SYS_mprotect, (long)a, (long)(b - a), r->prot & ~PROT_WRITE);
+        fs_sys3(SYS_mprotect, (long)a, (long)(b - a), r->prot & ~PROT_WRITE);
         seen[c] = 0;
     }
     hot[0] = kept;

@@ -14,13 +14,12 @@
 #include "fs_kernel.h"
 #include "track.h"
 
-static long sys(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }
 
 static int soft_dirty_clear(void) {
-    int fd = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    int fd = (int)fs_sys3(SYS_openat, AT_FDCWD, (long)"/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -1;
-    long n = sys(SYS_write, fd, (long)"4", 1);
-    sys(SYS_close, fd, 0, 0);
+    long n = fs_sys3(SYS_write, fd, (long)"4", 1);
+    fs_sys3(SYS_close, fd, 0, 0);
     return n == 1 ? 0 : -1;
 }
 
