@@ -1,7 +1,6 @@
 """The `forkserver` command line."""
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path

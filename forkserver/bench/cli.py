@@ -4,7 +4,6 @@ import argparse
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from ..errors import UsageError

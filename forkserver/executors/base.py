@@ -195,6 +195,13 @@ class Executor:
     def run_batch(self, inputs: list[bytes]) -> list[ExecResult]:
         return [self.run(d) for d in inputs]
 
+    def map_result(self, result: ExecResult, keep_map: bool) -> ExecResult:
+        """Adds the shared map's (self.map) edge count and hash, and a copy if kept."""
+        result.edges, result.map_hash = self.map.summary()
+        if keep_map:
+            result.coverage = self.map.snapshot()
+        return result
+
     def close(self) -> None:
         pass
 

@@ -36,11 +36,7 @@ class ExecExecutor(Executor):
             proc.kill()  # reaps the process group's leftovers
         exec_us = (time.perf_counter() - t0) * 1e6
         outcome, sig, code = outcome_from_status(status, timed_out)
-        result = ExecResult(outcome, sig, code, exec_us=exec_us)
-        result.edges, result.map_hash = self.map.summary()
-        if keep_map:
-            result.coverage = self.map.snapshot()
-        return result
+        return self.map_result(ExecResult(outcome, sig, code, exec_us=exec_us), keep_map)
 
     def close(self) -> None:
         self.input.close()

@@ -161,13 +161,6 @@ class ForkExecutor(Executor):
         outcome, sig, code = outcome_from_status(res.status, bool(res.timed_out))
         return self.map_result(ExecResult(outcome, sig, code, exec_us=res.exec_ns / 1000), keep_map)
 
-    def map_result(self, result: ExecResult, keep_map: bool) -> ExecResult:
-        """Adds the shared map's edge count and hash (and a copy, if kept) to a result."""
-        result.edges, result.map_hash = self.map.summary()
-        if keep_map:
-            result.coverage = self.map.snapshot()
-        return result
-
     def close(self) -> None:
         for name in ("session", "input", "fuzz_shm", "map_shm"):
             obj = getattr(self, name, None)
