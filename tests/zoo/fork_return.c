@@ -10,42 +10,13 @@
  * inputs itself), a lost wait status, or a later input that still sees a child.
  */
 #define _GNU_SOURCE
-#include "forkserver.h"
+#include "zoo_child.h"
 
-#include <signal.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-static int observe(void) {
-    int leak = 0;
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0) leak |= 1;
-    sigset_t cur;
-    sigprocmask(SIG_BLOCK, NULL, &cur);
-    if (!sigisemptyset(&cur)) leak |= 2;
-    struct sigaction sa;
-    if (sigaction(SIGCHLD, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL) leak |= 4;
-    return leak;
-}
 
 int main(void) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGCHLD, SIG_DFL);
-    FORKSERVER_INIT();
-
-    unsigned char in[16];
-    ssize_t n = read(0, in, sizeof in);
-    int leak = observe();
-    if (n < 1 || in[0] != 'A') return leak;
-
-    int st = 0;
+    int leak;
+    if (!zoo_child_start(&leak)) return leak;
     pid_t c = fork();
     if (c == 0) return 9;
-    if (c < 0 || waitpid(c, &st, 0) != c) return leak ? 200 + leak : 99;
-    int r = WIFEXITED(st) ? 100 + WEXITSTATUS(st) : 60 + WTERMSIG(st);
-    return leak ? 200 + leak : r;
+    return zoo_child_result(c, leak);
 }
