@@ -8,12 +8,13 @@ from pathlib import Path
 
 from .config import cache_dir, check_settings
 from .errors import BuildError
+from .sanitizers import MARKER_PREFIX
 
 RUNTIME_SOURCES = [
     "runtime/config.c", "runtime/coverage.c", "runtime/runtime.c", "runtime/server.c",
     "runtime/maps.c", "runtime/snapshot.c", "runtime/syscall_watch.c", "runtime/process_state.c",
     "runtime/track.c", "runtime/track_full_copy.c", "runtime/track_pagemap_scan.c", "runtime/track_soft_dirty.c",
-    "runtime/track_mprotect.c", "runtime/write_faults.c",
+    "runtime/track_mprotect.c", "runtime/write_faults.c", "runtime/sparse.c", "runtime/libc_direct.c",
     "runtime/arch_x86_64.c", "common/dirty_probe.c",
 ]
 MAIN_ENTRY = "runtime/main_entry.c"
@@ -91,13 +92,36 @@ def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool
     return objects
 
 
+def sanitizer_flags(sanitize: list[str]) -> list[str]:
+    """Compile and link flags for -fsanitize names: UBSan findings abort instead of
+    printing and going on, so that each is a crash."""
+    if not sanitize:
+        return []
+    flags = [f"-fsanitize={','.join(sanitize)}", "-fno-omit-frame-pointer"]
+    if "undefined" in sanitize:
+        flags.append("-fno-sanitize-recover=all")
+    return flags
+
+
+def _sanitizer_marker(workdir: Path, sanitize: list[str]) -> Path:
+    """A source whose only content is the string saying which sanitizers the build
+    carries: ASan's runtime holds UBSan's handlers, so symbols cannot tell."""
+    src = workdir / "sanitize_marker.c"
+    src.write_text('__attribute__((used)) static const char marker[] = "%s%s##";\n'
+                   % (MARKER_PREFIX.decode(), ",".join(sanitize)))
+    return src
+
+
 def build(sources: list[Path], output: Path, cc: str | None = None,
-          extra_flags: list[str] | tuple[str, ...] = (), afl_snapshot: bool = False) -> Path:
+          extra_flags: list[str] | tuple[str, ...] = (), afl_snapshot: bool = False,
+          sanitize: list[str] | tuple[str, ...] = ()) -> Path:
     """Compiles and links harness sources with the runtime. Returns the output path.
 
     Args:
         afl_snapshot: add AFL++'s persistent-mode marker, so that afl-fuzz drives the
             target as a persistent one and the runtime answers in snapshot mode.
+        sanitize: -fsanitize names (address, undefined, ...) for the harness, not the
+            runtime, which is never instrumented.
 
     Raises:
         BuildError: a source is missing or the compiler fails.
@@ -125,6 +149,12 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
     with tempfile.TemporaryDirectory(prefix="forkserver-build-") as tmp:
         work = Path(tmp)
         objects = _runtime_objects(cc, work, libfuzzer, afl_snapshot)
+        san_flags = sanitizer_flags(list(sanitize))
+        extra_flags = [*san_flags, *extra_flags]
+        if sanitize:
+            marker = work / "sanitize_marker.o"
+            _run([cc, "-c", str(_sanitizer_marker(work, list(sanitize))), "-o", str(marker)])
+            objects.append(marker)
         for i, src in enumerate(sources):
             obj = work / f"harness{i}.o"
             compiler = _cxx_for(cc) if src.suffix != ".c" else cc

@@ -53,7 +53,7 @@ ACT = {"fork_wait": 109, "fork_exit": 109, "fork_return": 109, "fork_exit_group"
        "cwd": 10, "umask": 10, "rlimit": 10, "comm": 10,
        "block_all": 10, "sigaction_leak": 10, "itimer": 10,
        "mprotect_global": 10, "munmap_snapshot": 10, "mremap_snapshot": 10, "mmap_fixed_snapshot": 10,
-       "dup2_over": 10, "close_snapshot_fd": 10, "fenv": 10, "brk": 10}
+       "dup2_over": 10, "close_snapshot_fd": 10, "fenv": 10, "brk": 10, "sparse_reserve": 10}
 EXPECTED: dict[str, dict[bytes, int]] = {name: {b"A": code, b"x": 0} for name, code in ACT.items()}
 EXPECTED["fork_orphan"] = {b"A": 10, b"L": 20, b"x": 0}
 EXPECTED["handler_visible"] = {b"A": 10, b"A\x05": 10, b"x": 0, b"x\x05": 0}

@@ -20,6 +20,8 @@ struct fs_pm_scan_arg {
 #define FS_PM_SCAN_CHECK_WPASYNC (1ull << 1)
 #define FS_PAGE_IS_WPALLOWED (1ull << 0)
 #define FS_PAGE_IS_WRITTEN (1ull << 1)
+#define FS_PAGE_IS_PRESENT (1ull << 3)
+#define FS_PAGE_IS_SWAPPED (1ull << 4)
 
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)

@@ -62,6 +62,8 @@
 #define FS_ENV_INPUT_STDIN "FORKSERVER_INPUT_STDIN"
 #define FS_ENV_VERIFY "FORKSERVER_VERIFY_RESTORE"
 #define FS_ENV_DEBUG "FORKSERVER_DEBUG"
+/* run LeakSanitizer's check at the end of each input; leaks abort it (a crash) */
+#define FS_ENV_DETECT_LEAKS "FORKSERVER_DETECT_LEAKS"
 /* for tests only: corrupt one byte after each restore, to prove the verifier sees it */
 #define FS_ENV_BREAK_RESTORE "FORKSERVER_BREAK_RESTORE"
 

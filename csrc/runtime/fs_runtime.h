@@ -12,7 +12,13 @@
 #include "fs_protocol.h"
 
 #define FS_PAGE_SIZE 4096UL
-#define FS_MAX_REGIONS 256
+#define FS_MAX_REGIONS 1024
+#define FS_MAX_HOLES 1024
+#define FS_MAX_SPARSE 64
+#define FS_MAX_HEATED 4096
+#define FS_SPARSE_TRAP_MIN (64ul << 30)     /* their holes are trapped, not walked (sparse.c) */
+#define FS_SPARSE_MIN (32ul << 20)           /* anonymous mappings this large are taken by what is populated */
+#define FS_SPARSE_UNPROBED_MAX (16ul << 30)  /* without PAGEMAP_SCAN, the largest taken whole */
 #define FS_MAX_FDS 256
 #define FS_MAX_NEW_MAPPINGS 512
 #define FS_DIRTY_VEC 4096
@@ -30,6 +36,7 @@ struct fs_config {
     int mode;                /* FS_MODE_* */
     int backend;             /* FS_BACKEND_* requested */
     int verify;
+    int detect_leaks;        /* LeakSanitizer's check at the end of each input */
     unsigned break_restore;  /* FS_BREAK_* */
     const char *input_file;  /* materialise inputs into this file */
     int input_stdin;         /* materialise inputs into stdin (a regular file) */
@@ -64,6 +71,9 @@ struct fs_saved_fd {
 };
 
 struct fs_mapping_change { uintptr_t start, end; int prot; };
+
+/* Unpopulated memory of a large anonymous mapping: zeros at the snapshot (sparse.c). */
+struct fs_hole { uintptr_t start, end; int prot; int trapped; };
 
 /* Kernel-side process state a restore brings back (process_state.c). */
 #define FS_RLIMITS 16          /* RLIM_NLIMITS */
@@ -138,6 +148,20 @@ struct fs_snapshot {
     int new_mapping_count;
     struct fs_mapping_change reprotected[FS_MAX_NEW_MAPPINGS];
     int reprotected_count;
+    struct fs_mapping_change discarded[FS_MAX_NEW_MAPPINGS];       /* MADV_DONTNEED and kin on regions */
+    int discarded_count;
+    struct fs_mapping_change reserved_changed[FS_MAX_NEW_MAPPINGS]; /* parts of reservations (re)mapped */
+    int reserved_changed_count;
+    /* unpopulated parts of large anonymous mappings: zeros at the snapshot (sparse.c) */
+    struct fs_hole holes[FS_MAX_HOLES];
+    int hole_count;
+    struct fs_mapping_change heated[FS_MAX_HEATED]; /* granules of trapped holes written this input */
+    int heated_count;
+    int heated_overflow;
+    struct fs_mapping_change sparse[FS_MAX_SPARSE]; /* the mappings those holes lie in */
+    int sparse_count;
+    int sparse_fd;               /* /proc/self/pagemap for the probes */
+    int has_trapped_holes;
     int new_fds[FS_MAX_FDS];     /* fds created since the snapshot (the syscall watch logs them) */
     int new_fd_count;
     int fds_need_sweep;          /* an fd appeared in a way not logged: close every non-snapshot fd */
@@ -203,6 +227,17 @@ extern uint32_t fs_map_size;
 extern int fs_libfuzzer_driver;      /* set by the libFuzzer driver */
 extern volatile unsigned char fs_break_target;
 
+/* libc_direct.c: the C library's functions, past a sanitizer's interceptors */
+struct fs_libc {
+    void *(*memcpy)(void *, const void *, size_t);
+    int (*memcmp)(const void *, const void *, size_t);
+    void *(*memset)(void *, int, size_t);
+    int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+    void (*siglongjmp)(sigjmp_buf, int) __attribute__((noreturn));
+};
+extern struct fs_libc fs_libc;
+void fs_libc_init(void);
+
 /* config.c */
 void fs_config_load(struct fs_config *cfg);
 int fs_env_flag(const char *name);
@@ -221,11 +256,26 @@ void fs_runtime_init(void);
 void fs_own_memory_add(const void *start, size_t len);
 uint64_t fs_now_ns(void);
 int fs_move_fd_high(int fd);
+void fs_check_leaks(void);
 
 /* server.c */
 void fs_server_start(void);
 void fs_iteration_end(int wait_status) __attribute__((noreturn));
 int fs_input_from_runtime(const unsigned char **data, size_t *len);
+
+/* sparse.c */
+int fs_sparse_candidate(const struct fs_map_entry *e, uintptr_t start, uintptr_t end);
+int fs_sparse_populated(uintptr_t start, uintptr_t end, struct fs_mapping_change *out, int max);
+int fs_sparse_add_hole(uintptr_t start, uintptr_t end, int prot, int trapped);
+int fs_sparse_add_mapping(uintptr_t start, uintptr_t end);
+int fs_sparse_trapped(uintptr_t start, uintptr_t end);
+const struct fs_hole *fs_sparse_hole_at(uintptr_t addr);
+int fs_sparse_arm(char *err, size_t errlen);
+int fs_sparse_handle_fault(uintptr_t addr);
+int fs_sparse_in_trapped_hole(uintptr_t addr);
+void fs_sparse_note_write(uintptr_t addr, size_t len);
+void fs_sparse_reset_holes(void);
+int fs_sparse_verify_holes(char *err, size_t errlen);
 
 /* snapshot.c */
 int fs_snapshot_take(int backend, char *err, size_t errlen);

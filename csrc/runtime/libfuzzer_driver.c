@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "forkserver.h"
@@ -45,10 +46,18 @@ int main(int argc, char **argv) {
         if (f != stdin) fclose(f);
         data = owned;
     }
-    LLVMFuzzerTestOneInput(data, len);
+    /* a heap copy of exactly the input's size, as libFuzzer passes it: a sanitizer then
+     * sees a read past the input's end */
+    unsigned char *copy = malloc(len);
+    if (copy && len) memcpy(copy, data, len);
+    LLVMFuzzerTestOneInput(copy ? copy : data, len);
+    free(copy);
     /* in snapshot mode this ends the input here, without exit()'s handlers and flush,
      * as libFuzzer's own loop would; elsewhere it returns */
-    if (fs_st && fs_st->in_iteration && fs_in_runner()) fs_iteration_end(0);
+    if (fs_st && fs_st->in_iteration && fs_in_runner()) {
+        fs_check_leaks();
+        fs_iteration_end(0);
+    }
     free(owned);
     return 0;
 }

@@ -50,8 +50,19 @@ int fs_in_runner(void) {
 /* Inside an input, in the runner itself: a process the input forked inherits the flag. */
 static int in_runner_iteration(void) { return fs_st && fs_st->in_iteration && fs_in_runner(); }
 
+extern int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
+
+/* With FORKSERVER_DETECT_LEAKS, the memory an input leaked is a crash, as AFL++ makes
+ * it, in every mode: LeakSanitizer checks as the input's process ends (its report goes
+ * to stderr), and a leak aborts it. The check must run before a restore frees it all. */
+void fs_check_leaks(void) {
+    if (fs_st && fs_st->cfg.detect_leaks && __lsan_do_recoverable_leak_check && __lsan_do_recoverable_leak_check())
+        abort();
+}
+
 static void on_exit_handler(int status, void *arg) {
     (void)arg;
+    fs_check_leaks();
     if (in_runner_iteration()) {
         fflush(NULL); /* exit() would flush stdio after the handlers; _exit() does not */
         fs_iteration_end((status & 0xff) << 8);
@@ -77,7 +88,8 @@ void fs_runtime_init(void) {
     fs_st->alt_stack = (char *)p + size;
     fs_st->signal_stack = (char *)p + size + FS_ALT_STACK_SIZE;
     fs_st->input_fd = -1;
-    fs_st->snap.uffd = fs_st->snap.pagemap_fd = -1;
+    fs_st->snap.uffd = fs_st->snap.pagemap_fd = fs_st->snap.sparse_fd = -1;
+    fs_libc_init();
     fs_config_load(&fs_st->cfg);
     fs_debug_enabled = fs_env_flag(FS_ENV_DEBUG);
     fs_coverage_init();
@@ -106,11 +118,16 @@ void _Exit(int status) { _exit(status); }
 /* Threads started inside a snapshot iteration cannot be rolled back. libc blocks every
  * signal around its clone(), so the syscall watch could only kill the runner there:
  * catch pthread_create first, refuse it, and report the iteration as such. */
+extern int __interceptor_pthread_create(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *)
+    __attribute__((weak));
+
 int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg) {
     if (in_runner_iteration()) {
         fs_note_thread_start();
         return EAGAIN;
     }
+    /* a sanitizer's interceptor must see the thread (it registers its stack and TLS) */
+    if (__interceptor_pthread_create) return __interceptor_pthread_create(thread, attr, start, arg);
     static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
     if (!real) real = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))dlsym(RTLD_NEXT, "pthread_create");
     return real(thread, attr, start, arg);

@@ -185,7 +185,7 @@ static void iteration_finish(void) {
         ctl->runner_iterations = fs_st->iteration;
         ctl->completed = fs_st->batch_index;
     }
-    siglongjmp(fs_st->snap.resume, 1); /* the restore put the mask back itself */
+    fs_libc.siglongjmp(fs_st->snap.resume, 1); /* the restore put the mask back itself */
 }
 
 void fs_iteration_end(int wait_status) {

@@ -15,6 +15,7 @@
 
 #include "fs_log.h"
 #include "fs_runtime.h"
+#include "track.h"
 
 #define SNAP (&fs_st->snap)
 
@@ -171,6 +172,53 @@ static void sort_fds(void) {
         }
 }
 
+static int add_region(const struct fs_map_entry *e, uintptr_t start, uintptr_t end, char *err, size_t errlen) {
+    struct fs_snapshot *s = SNAP;
+    if (s->region_count >= FS_MAX_REGIONS) {
+        snprintf(err, errlen, "more than %d writable mappings", FS_MAX_REGIONS);
+        return -1;
+    }
+    struct fs_region *r = &s->regions[s->region_count++];
+    r->start = start;
+    r->end = end;
+    r->prot = e->prot;
+    r->is_stack = strcmp(e->name, "[stack]") == 0;
+    r->compare_always = r->is_stack || (s->rseq_start < r->end && r->start < s->rseq_end);
+    snprintf(r->name, sizeof r->name, "%s", e->name[0] ? e->name : "[anon]");
+    return 0;
+}
+
+/* One restorable piece of a mapping: a region, or for a large anonymous one, a region
+ * per populated range and holes between them (sparse.c). */
+static int take_piece(const struct fs_map_entry *e, uintptr_t start, uintptr_t end, char *err, size_t errlen) {
+    if (!fs_sparse_candidate(e, start, end)) return add_region(e, start, end, err, errlen);
+    struct fs_mapping_change populated[64];
+    int n = fs_sparse_populated(start, end, populated, 64);
+    if (n < 0) {
+        if (end - start <= FS_SPARSE_UNPROBED_MAX) return add_region(e, start, end, err, errlen);
+        snprintf(err, errlen, "cannot take the %lu GiB mapping at %#lx whole, and this kernel cannot tell which "
+                 "of its pages are populated (PAGEMAP_SCAN needs Linux 6.7)", (unsigned long)((end - start) >> 30),
+                 (unsigned long)start);
+        return -1;
+    }
+    if (fs_sparse_trapped(start, end)) SNAP->has_trapped_holes = 1;
+    if (fs_sparse_add_mapping(start, end)) {
+        snprintf(err, errlen, "more than %d large anonymous mappings", FS_MAX_SPARSE);
+        return -1;
+    }
+    uintptr_t cur = start;
+    for (int j = 0; j <= n; j++) {
+        uintptr_t hole_end = j < n ? populated[j].start : end;
+        if (fs_sparse_add_hole(cur, hole_end, e->prot, fs_sparse_trapped(start, end))) {
+            snprintf(err, errlen, "more than %d unpopulated ranges in large mappings", FS_MAX_HOLES);
+            return -1;
+        }
+        if (j < n && add_region(e, populated[j].start, populated[j].end, err, errlen)) return -1;
+        if (j < n) cur = populated[j].end;
+    }
+    return 0;
+}
+
 int fs_snapshot_take(int backend, char *err, size_t errlen) {
     struct fs_snapshot *s = SNAP;
     s->backend = backend;
@@ -186,29 +234,21 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
         snprintf(err, errlen, "cannot read /proc/self/maps");
         return -1;
     }
-    size_t total = 0, pages = 0;
     s->region_count = 0;
     find_rseq_area(s);
+    s->hole_count = s->sparse_count = s->has_trapped_holes = 0;
     for (int i = 0; i < s->layout_count; i++) {
         struct fs_map_entry *e = &s->layout[i];
         if (!is_candidate(e) || !(e->prot & PROT_WRITE)) continue;
         struct fs_mapping_change pieces[8];
         int npieces = restorable_pieces(e, pieces, 8);
-        for (int k = 0; k < npieces; k++) {
-            if (s->region_count >= FS_MAX_REGIONS) {
-                snprintf(err, errlen, "more than %d writable mappings", FS_MAX_REGIONS);
-                return -1;
-            }
-            struct fs_region *r = &s->regions[s->region_count++];
-            r->start = pieces[k].start;
-            r->end = pieces[k].end;
-            r->prot = e->prot;
-            r->is_stack = strcmp(e->name, "[stack]") == 0;
-            r->compare_always = r->is_stack || (s->rseq_start < r->end && r->start < s->rseq_end);
-            snprintf(r->name, sizeof r->name, "%s", e->name[0] ? e->name : "[anon]");
-            total += r->end - r->start;
-            pages += (r->end - r->start) / FS_PAGE_SIZE;
-        }
+        for (int k = 0; k < npieces; k++)
+            if (take_piece(e, pieces[k].start, pieces[k].end, err, errlen)) return -1;
+    }
+    size_t total = 0, pages = 0;
+    for (int i = 0; i < s->region_count; i++) {
+        total += s->regions[i].end - s->regions[i].start;
+        pages += (s->regions[i].end - s->regions[i].start) / FS_PAGE_SIZE;
     }
     for (int i = 0; i < s->excluded_count; i++)
         FS_DEBUG("excluded %#lx-%#lx", (unsigned long)s->excluded[i].start, (unsigned long)s->excluded[i].end);
@@ -257,14 +297,21 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     /* Track first, copy second: whatever runs in between (this function's own stack
      * writes included) is then either in the copy or seen as written. */
     if (s->tracker->start(s, err, errlen)) return -1;
+    int trapped = fs_sparse_arm(err, errlen);
+    if (trapped < 0) return -1;
+    if (trapped) {
+        if (!s->owns_segv) fs_write_faults_install(s);
+        s->track_kernel_writes = 1;
+    }
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
-        if (!r->chunked) memcpy(r->copy, (void *)r->start, r->end - r->start); /* chunked: on first write */
+        if (!r->chunked) fs_libc.memcpy(r->copy, (void *)r->start, r->end - r->start); /* chunked: on first write */
     }
     add_kept_fd(s->uffd);
     add_kept_fd(s->pagemap_fd);
     sort_fds();
     s->new_mapping_count = s->reprotected_count = 0;
+    s->discarded_count = s->reserved_changed_count = 0;
     s->new_fd_count = 0;
     s->fds_need_sweep = 0;
     s->changed_signals = 0;
@@ -297,7 +344,7 @@ void fs_snapshot_take_over_signal(int sig, void (*handler)(int, siginfo_t *, voi
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = handler;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigaction(sig, &sa, NULL);
+    fs_libc.sigaction(sig, &sa, NULL);
     fs_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&s->handlers[sig], FS_SIGSET_SIZE, 0, 0);
 }
 
@@ -309,13 +356,13 @@ int fs_snapshot_restore_page(uintptr_t p) {
 int fs_snapshot_restore_page_in(struct fs_region *r, uintptr_t p) {
     struct fs_snapshot *s = SNAP;
     const unsigned char *copy = r->copy + (p - r->start);
-    if (memcmp((void *)p, copy, FS_PAGE_SIZE) == 0) return 0;
+    if (fs_libc.memcmp((void *)p, copy, FS_PAGE_SIZE) == 0) return 0;
     unsigned char rseq[64];
     size_t rseq_len = s->rseq_end - s->rseq_start;
     int keep_rseq = s->rseq_start < p + FS_PAGE_SIZE && p < s->rseq_end && rseq_len <= sizeof rseq;
-    if (keep_rseq) memcpy(rseq, (void *)s->rseq_start, rseq_len);
-    memcpy((void *)p, copy, FS_PAGE_SIZE);
-    if (keep_rseq) memcpy((void *)s->rseq_start, rseq, rseq_len);
+    if (keep_rseq) fs_libc.memcpy(rseq, (void *)s->rseq_start, rseq_len);
+    fs_libc.memcpy((void *)p, copy, FS_PAGE_SIZE);
+    if (keep_rseq) fs_libc.memcpy((void *)s->rseq_start, rseq, rseq_len);
     s->dirty_pages++;
     return 1;
 }
@@ -325,10 +372,10 @@ static int page_matches(struct fs_region *r, uintptr_t p) {
     struct fs_snapshot *s = SNAP;
     const unsigned char *copy = r->copy + (p - r->start);
     if (!(s->rseq_start < p + FS_PAGE_SIZE && p < s->rseq_end))
-        return memcmp((void *)p, copy, FS_PAGE_SIZE) == 0;
+        return fs_libc.memcmp((void *)p, copy, FS_PAGE_SIZE) == 0;
     size_t a = s->rseq_start > p ? s->rseq_start - p : 0;
     size_t b = s->rseq_end < p + FS_PAGE_SIZE ? s->rseq_end - p : FS_PAGE_SIZE;
-    return memcmp((void *)p, copy, a) == 0 && memcmp((void *)(p + b), copy + b, FS_PAGE_SIZE - b) == 0;
+    return fs_libc.memcmp((void *)p, copy, a) == 0 && fs_libc.memcmp((void *)(p + b), copy + b, FS_PAGE_SIZE - b) == 0;
 }
 
 static void close_all_but_snapshot_fds(void) {
@@ -410,12 +457,40 @@ static void restore_signals(struct fs_snapshot *s) {
     }
 }
 
+/* Pages the program handed back to the kernel (MADV_DONTNEED and kin) read as zeros
+ * or as the file now, and no backend sees them written: compare them with the
+ * snapshot. The watch made them writable and tracked when the call was made. */
+static void restore_discarded(struct fs_snapshot *s) {
+    for (int d = 0; d < s->discarded_count; d++) {
+        uintptr_t lo = s->discarded[d].start, hi = s->discarded[d].end;
+        for (int i = 0; i < s->region_count; i++) {
+            struct fs_region *r = &s->regions[i];
+            uintptr_t a = lo > r->start ? lo : r->start, b = hi < r->end ? hi : r->end;
+            for (uintptr_t p = a; p < b; p += FS_PAGE_SIZE)
+                if (fs_tracker_page_has_copy(s, r, p)) fs_snapshot_restore_page_in(r, p);
+        }
+    }
+    s->discarded_count = 0;
+}
+
+/* Reservations (inaccessible anonymous memory) that the input mapped or unmapped
+ * parts of, as allocators do as they grow: reserved afresh. */
+static void restore_reservations(struct fs_snapshot *s) {
+    for (int i = 0; i < s->reserved_changed_count; i++) {
+        struct fs_mapping_change *m = &s->reserved_changed[i];
+        fs_raw_syscall(SYS_mmap, (long)m->start, (long)(m->end - m->start), PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    }
+    s->reserved_changed_count = 0;
+}
+
 int fs_snapshot_restore(char *err, size_t errlen) {
     struct fs_snapshot *s = SNAP;
     s->dirty_pages = 0;
     reap_children();
     for (int i = 0; i < s->new_mapping_count; i++)
         fs_sys3(SYS_munmap, (long)s->new_mappings[i].start, (long)(s->new_mappings[i].end - s->new_mappings[i].start), 0);
+    restore_reservations(s);
     for (int i = s->reprotected_count - 1; i >= 0; i--)
         fs_sys3(SYS_mprotect, (long)s->reprotected[i].start, (long)(s->reprotected[i].end - s->reprotected[i].start),
             s->reprotected[i].prot);
@@ -423,10 +498,12 @@ int fs_snapshot_restore(char *err, size_t errlen) {
         fs_sys3(SYS_brk, (long)s->brk_start, 0, 0);
         s->brk_now = s->brk_start;
     }
+    restore_discarded(s);
     if (s->tracker->collect(s)) {
         snprintf(err, errlen, "the %s backend could not collect dirty pages", s->tracker->name);
         return -1;
     }
+    fs_sparse_reset_holes();
     restore_signals(s);
     restore_fds();
     fesetenv(&s->fenv);
@@ -496,6 +573,7 @@ int fs_snapshot_verify(char *err, size_t errlen) {
                 return -1;
             }
     }
+    if (fs_sparse_verify_holes(err, errlen)) return -1;
     uintptr_t brk_now = (uintptr_t)fs_sys3(SYS_brk, 0, 0, 0);
     if (brk_now != s->brk_start) {
         snprintf(err, errlen, "program break is %#lx, snapshot had %#lx", (unsigned long)brk_now,
@@ -538,6 +616,11 @@ int fs_snapshot_verify(char *err, size_t errlen) {
         for (int j = 0; j < npieces; j++)
             for (uintptr_t p = pieces[j].start; p < pieces[j].end; p += FS_PAGE_SIZE) {
                 struct fs_region *r = fs_snapshot_find_region(p);
+                const struct fs_hole *hole = r ? NULL : fs_sparse_hole_at(p);
+                if (hole) {
+                    p = hole->end - FS_PAGE_SIZE;
+                    continue;
+                }
                 if (!r && strcmp(now[k].name, "[stack]") != 0) {
                     snprintf(err, errlen, "writable memory at %#lx (%s) was not there at the snapshot",
                              (unsigned long)p, now[k].name[0] ? now[k].name : "[anon]");

@@ -45,6 +45,8 @@ extern char fs_raw_syscall_insn[];
 #define SIGBIT(sig) (1ull << ((sig) - 1))
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define FS_SS_AUTODISARM (1u << 31) /* linux/signal.h; glibc does not name it */
+#define FS_MADV_DONTNEED_LOCKED 24 /* Linux 5.18 */
+#define FS_MADV_GUARD_INSTALL 102  /* Linux 6.13 */
 
 static long raw6(long nr, const long *a) { return fs_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]); }
 
@@ -53,7 +55,7 @@ static const int always_trapped[] = {
     SYS_mmap, SYS_mprotect, SYS_munmap, SYS_brk, SYS_mremap, SYS_rt_sigaction, SYS_rt_sigprocmask,
     SYS_sigaltstack, SYS_setitimer, SYS_alarm, SYS_close_range, SYS_timer_create, SYS_execve, SYS_execveat,
     SYS_chdir, SYS_fchdir, SYS_umask, SYS_setrlimit, SYS_prlimit64, SYS_prctl, SYS_setpriority,
-    SYS_sched_setaffinity, SYS_personality, SYS_arch_prctl,
+    SYS_sched_setaffinity, SYS_personality, SYS_arch_prctl, SYS_madvise,
 };
 
 /* Process state no restore can take back: the runner retires after the input. */
@@ -85,7 +87,7 @@ static const int never_write_memory[] = {
     SYS_sync, SYS_syncfs, SYS_ftruncate, SYS_truncate, SYS_unlink, SYS_unlinkat, SYS_mkdir, SYS_mkdirat,
     SYS_rmdir, SYS_rename, SYS_renameat, SYS_renameat2, SYS_link, SYS_linkat, SYS_symlink, SYS_symlinkat,
     SYS_access, SYS_faccessat, SYS_faccessat2, SYS_chmod, SYS_fchmod, SYS_fchmodat, SYS_chown, SYS_fchown,
-    SYS_lchown, SYS_fchownat, SYS_madvise, SYS_mlock, SYS_munlock, SYS_mlockall, SYS_munlockall, SYS_msync,
+    SYS_lchown, SYS_fchownat, SYS_mlock, SYS_munlock, SYS_mlockall, SYS_munlockall, SYS_msync,
     SYS_flock, SYS_fadvise64, SYS_shutdown, SYS_sendto, SYS_sendmsg, SYS_connect, SYS_bind, SYS_listen,
     SYS_setsockopt, SYS_utimensat, SYS_utimes, SYS_fallocate, SYS_readahead, SYS_rt_sigreturn,
     SYS_restart_syscall, SYS_getpriority, SYS_sched_getscheduler, SYS_pause, SYS_membarrier,
@@ -102,7 +104,9 @@ static const int hot_untrapped[] = {
 /* ---- kernel writes into memory the backend keeps read-only ---- */
 
 static void note(uintptr_t addr, size_t len) {
-    if (addr && len && SNAP->tracker->note_kernel_write) SNAP->tracker->note_kernel_write(SNAP, addr, len);
+    if (!addr || !len) return;
+    if (SNAP->tracker->note_kernel_write) SNAP->tracker->note_kernel_write(SNAP, addr, len);
+    fs_sparse_note_write(addr, len);
 }
 
 static void note_iov(const struct iovec *iov, long count) {
@@ -146,7 +150,9 @@ static void note_kernel_writes(long nr, const long *a) {
     }
 }
 
-static int in_tracked_region(uintptr_t addr) { return fs_snapshot_find_region(addr) != NULL; }
+static int in_tracked_region(uintptr_t addr) {
+    return fs_snapshot_find_region(addr) != NULL || fs_sparse_in_trapped_hole(addr);
+}
 
 /* After an EFAULT: makes writable the next page of every argument that points into
  * tracked memory (the k-th page on the k-th attempt). 0 when no argument does. */
@@ -220,6 +226,52 @@ static void log_mapping(struct fs_mapping_change *log, int *count, uintptr_t sta
     (*count)++;
 }
 
+static uintptr_t page_end(uintptr_t start, size_t len) { return start + ((len + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1)); }
+
+/* Inaccessible private anonymous memory at the snapshot: an allocator's reserve, which
+ * it maps parts of as it grows (ASan's does). */
+static int is_reservation(const struct fs_map_entry *e) {
+    return e->prot == PROT_NONE && e->priv && (e->name[0] == 0 || strncmp(e->name, "[anon", 5) == 0);
+}
+
+/* 1 when every page of [start, end) lay in a reservation at the snapshot. */
+static int within_reservations(uintptr_t start, uintptr_t end) {
+    struct fs_snapshot *s = SNAP;
+    while (start < end) {
+        int i = fs_snapshot_layout_index(start);
+        if (i < 0 || !is_reservation(&s->layout[i])) return 0;
+        start = s->layout[i].end;
+    }
+    return 1;
+}
+
+/* A mapping call that changes only reservations is undone by reserving them afresh;
+ * any other change to the snapshot's mappings makes the runner retire. */
+static void note_layout_change(uintptr_t start, size_t len, const char *what) {
+    struct fs_snapshot *s = SNAP;
+    uintptr_t end = page_end(start, len);
+    if (!fs_snapshot_overlaps_layout(start, end)) return;
+    if (within_reservations(start, end)) log_mapping(s->reserved_changed, &s->reserved_changed_count, start, end - start, 0);
+    else fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "%s of a mapping of the snapshot", what);
+}
+
+/* MADV_DONTNEED and kin: the pages lose their contents behind every backend's back. */
+static void note_discard(uintptr_t start, size_t len, long advice) {
+    struct fs_snapshot *s = SNAP;
+    if (advice == FS_MADV_GUARD_INSTALL && fs_snapshot_overlaps_layout(start, page_end(start, len)))
+        fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "guard pages in a mapping of the snapshot");
+    if (advice != MADV_DONTNEED && advice != MADV_FREE && advice != MADV_REMOVE && advice != FS_MADV_DONTNEED_LOCKED)
+        return;
+    uintptr_t end = page_end(start, len);
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        uintptr_t a = start > r->start ? start : r->start, b = end < r->end ? end : r->end;
+        if (a >= b) continue;
+        note(a, b - a); /* writable and tracked before the call */
+        log_mapping(s->discarded, &s->discarded_count, a, b - a, 0);
+    }
+}
+
 static void note_reprotect(uintptr_t start, size_t len, long new_prot) {
     struct fs_snapshot *s = SNAP;
     uintptr_t end = start + ((len + FS_PAGE_SIZE - 1) & ~(FS_PAGE_SIZE - 1));
@@ -227,7 +279,16 @@ static void note_reprotect(uintptr_t start, size_t len, long new_prot) {
         struct fs_map_entry *e = &s->layout[i];
         uintptr_t lo = start > e->start ? start : e->start, hi = end < e->end ? end : e->end;
         if (lo >= hi) continue;
+        if (is_reservation(e)) {
+            log_mapping(s->reserved_changed, &s->reserved_changed_count, lo, hi - lo, 0);
+            continue;
+        }
         int tracked = fs_snapshot_find_region(lo) != NULL;
+        if (!tracked && fs_sparse_hole_at(lo)) { /* emptied by every restore anyway */
+            fs_sparse_note_write(lo, hi - lo);  /* trapped: logged, so that the restore protects it again */
+            log_mapping(s->reprotected, &s->reprotected_count, lo, hi - lo, e->prot);
+            continue;
+        }
         if (!tracked && (new_prot & PROT_WRITE)) {
             fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "a read-only mapping (%s) was made writable", e->name);
             continue;
@@ -329,16 +390,18 @@ static long handle(long nr, long *a, ucontext_t *uc) {
     struct fs_snapshot *s = SNAP;
     switch (nr) {
     case SYS_mmap: {
-        if ((a[3] & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && fs_snapshot_overlaps_layout(a[0], a[0] + a[1]))
-            fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "mmap(MAP_FIXED) over a mapping of the snapshot");
+        int fixed = (a[3] & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && fs_snapshot_overlaps_layout(a[0], page_end(a[0], a[1]));
+        if (fixed) note_layout_change(a[0], a[1], "mmap(MAP_FIXED)");
         long r = raw6(nr, a);
-        if (!IS_ERR(r)) log_mapping(s->new_mappings, &s->new_mapping_count, r, a[1], 0);
+        if (!IS_ERR(r) && !fixed) log_mapping(s->new_mappings, &s->new_mapping_count, r, a[1], 0);
         return r;
     }
     case SYS_munmap:
-        if (fs_snapshot_overlaps_layout(a[0], a[0] + a[1]))
-            fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "munmap of a mapping of the snapshot");
+        note_layout_change(a[0], a[1], "munmap");
         return raw6(nr, a);
+    case SYS_madvise:
+        note_discard(a[0], a[1], a[2]);
+        return run_writing_call(nr, a);
     case SYS_mremap: {
         int at = fs_snapshot_layout_index(a[0]), prot = at >= 0 ? s->layout[at].prot : -1;
         if (prot >= 0) fs_snapshot_retire(FS_ERR_MAPPING_UNRESTORABLE, "mremap of a mapping of the snapshot");

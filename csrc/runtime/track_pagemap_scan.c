@@ -21,6 +21,10 @@
 
 
 #define FS_BIG_REGION (32ul << 20)
+/* ...or this, in a runner that traps kernel writes anyway (it has trapped holes): the
+ * trap costs nothing more, and a walk of every page of ASan's allocator and globals
+ * would cost more than the rest of the restore. */
+#define FS_BIG_REGION_WATCHED (1ul << 20)
 #define CHUNK FS_CHUNK_SIZE
 #define CHUNK_COOL_AFTER 2
 
@@ -53,7 +57,7 @@ static void heat_chunk(struct fs_snapshot *s, struct fs_region *r, size_t c) {
     uintptr_t a, b;
     chunk_bounds(r, c, &a, &b);
     if (!chunk_copied(r)[c]) {
-        memcpy(r->copy + (a - r->start), (void *)a, b - a);
+        fs_libc.memcpy(r->copy + (a - r->start), (void *)a, b - a);
         chunk_copied(r)[c] = 1;
     }
     fs_sys3(SYS_mprotect, (long)a, (long)(b - a), r->prot);
@@ -150,10 +154,11 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
         }
     }
     int any_chunked = 0;
+    size_t big = s->has_trapped_holes ? FS_BIG_REGION_WATCHED : FS_BIG_REGION;
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         memset(r->written, 0, (r->end - r->start) / PAGE);
-        r->chunked = r->end - r->start >= FS_BIG_REGION && !r->compare_always;
+        r->chunked = r->end - r->start >= big && !r->compare_always;
         if (!r->chunked) continue;
         any_chunked = 1;
         memset(chunk_seen(r), 0, chunk_count(r) * (sizeof(uint32_t) + 1));

@@ -1,5 +1,6 @@
 /* The SIGSEGV handler of the backends that keep memory read-only (mprotect, and
- * pagemap-scan's cold chunks): a write fault on such memory is the backend's to handle;
+ * pagemap-scan's cold chunks), and of trapped holes (sparse.c): a write fault on such
+ * memory is theirs to handle;
  * any other fault goes to the program's own handler, or kills it as it would have. */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -10,7 +11,11 @@
 
 static void segv_handler(int sig, siginfo_t *info, void *uctx) {
     struct fs_snapshot *s = &fs_st->snap;
-    if (info->si_code == SEGV_ACCERR && s->tracker->handle_fault(s, (uintptr_t)info->si_addr)) return;
+    if (info->si_code == SEGV_ACCERR) {
+        uintptr_t addr = (uintptr_t)info->si_addr;
+        if (s->tracker->handle_fault && s->tracker->handle_fault(s, addr)) return;
+        if (fs_sparse_handle_fault(addr)) return;
+    }
     /* a real fault: the program's own handler, if it has one */
     struct fs_kernel_sigaction *h = &s->segv_view;
     if ((uintptr_t)h->handler > (uintptr_t)SIG_IGN) {
