@@ -37,12 +37,16 @@ def _add_exec_options(p: argparse.ArgumentParser, modes: list[str]) -> None:
     p.add_argument("--cpu", default="auto", help="CPU to pin the orchestrator and target to (N, auto, none)")
     p.add_argument("--verify-restore", action="store_true",
                    help="snapshot mode: compare all restorable state with the snapshot after each input")
+    p.add_argument("--detect-leaks", action="store_true",
+                   help="sanitizer builds: LeakSanitizer checks after each input; a leak is a crash")
 
 
-def _target(command: list[str]):
+def _target(command: list[str], args=None):
     from .target import Target
 
-    return Target.from_command(command)
+    target = Target.from_command(command)
+    target.detect_leaks = bool(getattr(args, "detect_leaks", False))
+    return target
 
 
 def _note(text: str) -> None:
@@ -65,7 +69,8 @@ class _ResultStream:
             how = f"signal {row['signal']}" if row["signal"] else f"exit {row['exit_code']}"
             extra = f" dirty={row['dirty_pages']} restore={row.get('restore_us')}us" if row["dirty_pages"] is not None else ""
             print(f"{row['input']:<24} {row['outcome']:<8} {how:<10} edges={row['edges']} "
-                  f"hash={row['map_hash']} {row['exec_us']}us{extra}" + (f"  {row['detail']}" if "detail" in row else ""))
+                  f"hash={row['map_hash']} {row['exec_us']}us{extra}" + (f"  {row['detail']}" if "detail" in row else "")
+                  + (f"  [{row['sanitizer']}]" if "sanitizer" in row else ""))
         self.count += 1
 
     def finish(self, totals: dict) -> None:
@@ -99,7 +104,7 @@ def cmd_run(args, command) -> int:
     total = len(inputs) * args.repeat
     # the schedule as indices into inputs: 4 bytes an input, whatever the count
     order = np.random.default_rng(args.seed).permutation(total) % len(inputs) if args.shuffle else None
-    with _target(command) as target:
+    with _target(command, args) as target:
         executor = make_executor(args.mode, target, timeout_ms, args.backend, cpu, args.verify_restore)
         with executor:
             stream = _ResultStream(args.json, str(target.path))
@@ -129,7 +134,7 @@ def cmd_showmap(args, command) -> int:
 
     timeout_ms, cpu = _check_exec_options(args)
     (name, data), = read_inputs(args.input, on_skip=_note)[:1]
-    with _target(command) as target:
+    with _target(command, args) as target:
         with make_executor(args.mode, target, timeout_ms, args.backend, cpu) as executor:
             result = executor.run(data, keep_map=True)
     counts = result.coverage.counts
@@ -147,7 +152,10 @@ def cmd_showmap(args, command) -> int:
 def cmd_build(args, extra) -> int:
     from .build import build
 
-    out = build([Path(s) for s in args.sources], Path(args.output), args.cc, extra, args.afl_snapshot)
+    from .sanitizers import parse_list
+
+    sanitize = parse_list(args.sanitize) if args.sanitize else []
+    out = build([Path(s) for s in args.sources], Path(args.output), args.cc, extra, args.afl_snapshot, sanitize)
     print(out)
     return 0
 
@@ -218,6 +226,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--cc", choices=["clang", "gcc"], default=None)
     p.add_argument("--afl-snapshot", action="store_true",
                    help="mark the binary persistent for afl-fuzz: it then runs in snapshot mode under afl-fuzz")
+    p.add_argument("--sanitize", metavar="LIST",
+                   help="build with sanitizers, e.g. address,undefined (UBSan findings then abort)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("doctor", help="which snapshot backends and tools work here")

@@ -10,6 +10,7 @@ from .errors import TargetError
 from .inspect import BinaryInfo, check_target, scan_markers
 from .native import const_str, lib
 from .rundir import new_workdir
+from .sanitizers import check_runnable, sanitizer_env
 
 INPUT_PLACEHOLDER = "@@"
 
@@ -23,6 +24,7 @@ class Target:
     info: BinaryInfo
     env: dict[str, str] = field(default_factory=dict)
     workdir: Path = field(default_factory=new_workdir)
+    detect_leaks: bool = False  # LeakSanitizer's check after each input: leaks are crashes
 
     @classmethod
     def from_command(cls, command: list[str], env: dict[str, str] | None = None) -> "Target":
@@ -41,6 +43,7 @@ class Target:
                 first = Path(shutil.which(command[0]))
             path = check_target(first)
         info = scan_markers(path)
+        check_runnable(info.sanitizers, str(path))
         return cls(path=path.resolve(), args=list(command[1:]), info=info, env=dict(env or {}))
 
     def require_instrumented(self) -> None:
@@ -63,7 +66,8 @@ class Target:
         return [str(self.path)] + [a.replace(INPUT_PLACEHOLDER, path) for a in self.args]
 
     def base_env(self, persistent: bool = False) -> dict[str, str]:
-        """The environment every mode shares: ours, the user's, and the markers' exports.
+        """The environment every mode shares: ours, the user's (sanitizer options over our
+        defaults, see forkserver.sanitizers), and the markers' exports.
         AFL++'s persistent variable goes only to a persistent-mode run: with it, a
         persistent build loops in one process, whatever the mode is called."""
         env = dict(os.environ)
@@ -71,6 +75,10 @@ class Target:
         for name in (lib.FS_ENV_SHM_ID, lib.FS_ENV_SHM_FUZZ_ID, lib.FS_ENV_CTL_SHM_ID, lib.FS_ENV_MODE,
                      lib.FS_ENV_INPUT_FILE, lib.FS_ENV_INPUT_STDIN, lib.FS_ENV_PERSISTENT, lib.FS_ENV_DEFER):
             env.pop(const_str(name), None)
+        env.pop(const_str(lib.FS_ENV_DETECT_LEAKS), None)
+        env.update(sanitizer_env(env, self.detect_leaks))
+        if self.detect_leaks:
+            env[const_str(lib.FS_ENV_DETECT_LEAKS)] = "1"
         if self.info.deferred:
             env[const_str(lib.FS_ENV_DEFER)] = "1"
         if persistent and self.info.persistent:

@@ -38,6 +38,7 @@ class ExecResult:
     thread_started: bool = False    # snapshot mode refused a thread started by this input
     edges: int | None = None
     map_hash: int | None = None
+    sanitizer: str = ""             # a sanitizer's one-line summary, for a crash it reported
 
     def __post_init__(self):
         if self.coverage is not None and (self.edges is None or self.map_hash is None):
@@ -60,6 +61,8 @@ class ExecResult:
             d["restore_us"] = round(self.restore_us, 2)
         if self.detail:
             d["detail"] = self.detail
+        if self.sanitizer:
+            d["sanitizer"] = self.sanitizer
         return d
 
 
@@ -97,7 +100,8 @@ class Process:
                  stderr_path: str, fork_server: bool):
         actions = []
         devnull = os.open(os.devnull, os.O_RDWR)
-        err_fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # appended to, whatever offset a restore puts back: every process's output stays
+        err_fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         to_close = [devnull, err_fd]
         actions.append((os.POSIX_SPAWN_DUP2, stdin_fd if stdin_fd is not None else devnull, 0))
         actions.append((os.POSIX_SPAWN_DUP2, err_fd if SETTINGS.debug else devnull, 1))
@@ -153,6 +157,49 @@ class Process:
                 except OSError:
                     pass
         self.ctl_w = self.st_r = self.pidfd = None
+
+
+class StderrLog:
+    """The target's stderr file, shared by its fork server and every input's process:
+    what was written since the last look, for a crash's sanitizer report. Kept under
+    LIMIT bytes, so that a long run's chatter costs no disk."""
+
+    LIMIT = 1 << 20
+
+    def __init__(self, path: str):
+        self.path = path
+        self.seen = 0
+
+    def new_text(self) -> str:
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                start = self.seen if self.seen <= size else 0
+                f.seek(max(start, size - self.LIMIT))
+                data = f.read()
+        except OSError:
+            return ""
+        self.seen = size
+        if size > self.LIMIT:
+            os.truncate(self.path, 0)  # writers append, so they carry on at the new end
+            self.seen = 0
+        return data.decode(errors="replace")
+
+    def skip(self) -> None:
+        """Forgets what is there: a new process starts."""
+        try:
+            self.seen = os.stat(self.path).st_size
+        except OSError:
+            self.seen = 0
+
+
+def add_sanitizer_report(result: ExecResult, log: StderrLog) -> ExecResult:
+    """A crash carries the summary of the sanitizer report it left on stderr, if any."""
+    if result.outcome is Outcome.CRASH:
+        from ..sanitizers import report_summary
+
+        result.sanitizer = report_summary(log.new_text())
+    return result
 
 
 @dataclass

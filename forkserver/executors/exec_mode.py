@@ -4,7 +4,8 @@ import time
 from ..native import const_str, lib
 from ..observers import MapObserver
 from ..shm import SharedMemory
-from .base import ExecResult, Executor, InputFile, Process, check_input_size, outcome_from_status, pin_to_cpu
+from .base import (ExecResult, Executor, InputFile, Process, StderrLog, add_sanitizer_report, check_input_size,
+                   outcome_from_status, pin_to_cpu)
 
 
 class ExecExecutor(Executor):
@@ -18,6 +19,7 @@ class ExecExecutor(Executor):
         self.env = self.target.base_env()
         self.env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
         self.env[const_str(lib.FS_ENV_MODE)] = "exec"  # the target dies with us
+        self.stderr = StderrLog(str(self.target.workdir / "stderr"))
 
     def run(self, data: bytes, keep_map: bool = False) -> ExecResult:
         check_input_size(data)
@@ -36,7 +38,8 @@ class ExecExecutor(Executor):
             proc.kill()  # reaps the process group's leftovers
         exec_us = (time.perf_counter() - t0) * 1e6
         outcome, sig, code = outcome_from_status(status, timed_out)
-        return self.map_result(ExecResult(outcome, sig, code, exec_us=exec_us), keep_map)
+        result = add_sanitizer_report(ExecResult(outcome, sig, code, exec_us=exec_us), self.stderr)
+        return self.map_result(result, keep_map)
 
     def close(self) -> None:
         self.input.close()

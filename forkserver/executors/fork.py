@@ -8,8 +8,8 @@ from ..errors import NativeError, TargetError, TargetStartError
 from ..native import check, const_str, ffi, lib
 from ..observers import MapObserver
 from ..shm import SharedMemory
-from .base import (ExecResult, Executor, InputFile, Process, check_input_size, describe_status,
-                   outcome_from_status, pin_to_cpu)
+from .base import (ExecResult, Executor, InputFile, Process, StderrLog, add_sanitizer_report, check_input_size,
+                   describe_status, outcome_from_status, pin_to_cpu)
 
 MAP_ERRORS = {
     lib.FS_ERROR_MAP_SIZE: "the target's coverage map is larger than the shared map",
@@ -28,6 +28,7 @@ class ForkServerSession:
         self.target = target
         self.proc = Process(target.argv(), env, None if target.uses_file_input else input_file.fd,
                             str(target.workdir / "stderr"), fork_server=True)
+        self.stderr = StderrLog(self.proc.stderr_path)
         self.map_size = lib.FS_MAP_SIZE_DEFAULT
         self.shm_fuzz = False
         self.autodict: bytes = b""
@@ -36,6 +37,7 @@ class ForkServerSession:
         except Exception:
             self.proc.kill()
             raise
+        self.stderr.skip()  # what the initialisation printed is no input's
 
     def _read(self, timeout_ms: int) -> int:
         value = ffi.new("unsigned int *")
@@ -159,7 +161,8 @@ class ForkExecutor(Executor):
                               f"stderr: {self.session.proc.stderr_tail()}") from exc
         self.was_killed = 1 if res.timed_out else 0
         outcome, sig, code = outcome_from_status(res.status, bool(res.timed_out))
-        return self.map_result(ExecResult(outcome, sig, code, exec_us=res.exec_ns / 1000), keep_map)
+        result = add_sanitizer_report(ExecResult(outcome, sig, code, exec_us=res.exec_ns / 1000), self.session.stderr)
+        return self.map_result(result, keep_map)
 
     def close(self) -> None:
         for name in ("session", "input", "fuzz_shm", "map_shm"):

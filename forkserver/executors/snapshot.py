@@ -7,7 +7,7 @@ from ..config import SETTINGS
 from ..doctor import BACKEND_IDS
 from ..errors import BackendUnavailable, NativeError, RunnerError, TargetError, TargetStartError
 from ..native import check, const_str, ffi, lib
-from .base import ExecResult, Outcome, check_input_size, describe_status, outcome_from_status
+from .base import ExecResult, Outcome, add_sanitizer_report, check_input_size, describe_status, outcome_from_status
 from .fork import ForkExecutor
 
 BACKENDS = list(BACKEND_IDS)
@@ -207,7 +207,7 @@ class SnapshotExecutor(ForkExecutor):
         # the dying input's own time, from its start stamp in the control block
         started = self.ctl.input_start_ns
         exec_us = (b.end_ns - started) / 1000 if 0 < started <= b.end_ns else b.wall_ns / 1000
-        res = ExecResult(outcome, sig, code, exec_us=exec_us)
+        res = add_sanitizer_report(ExecResult(outcome, sig, code, exec_us=exec_us), self.session.stderr)
         if self.ctl.error_code:
             res.detail = f"{RUNNER_ERRORS.get(self.ctl.error_code, '')}: {self._error_detail()}"
         # the runner died in this input (a crash, a timeout, an exec): the map holds its
