@@ -50,6 +50,7 @@ NATIVE_SOURCES = ("csrc/host/", "csrc/common/", "csrc/include/")
 COVERAGE = ["tests/test_coverage.py"]
 PROBE = ["tests/test_snapshot.py", "-k", "process_state or restore_probe"]
 STATE = ["tests/test_restore_state.py", "-k", "every_piece"]
+SPARSE = ["tests/test_zoo.py", "-k", "snapshot_matches_fork and sparse_reserve"]
 MATRIX_SMALL = ["tests/test_snapshot.py", "-k", "matches_fork and (maze or leaky or crash) and not gcc and not hang"]
 
 
@@ -144,6 +145,30 @@ FAULTS = [
     Fault("stale-run-command", "csrc/runtime/server.c", "if (cmd == FS_CMD_RUN && fs_st->direct) continue;", "",
           ["tests/test_restore_state.py", "-k", "timeouts"],
           "a run command left by a killed runner reaches the server"),
+    # ---- sanitizer builds and sparse memory ----
+    Fault("trapped-holes-kept", "csrc/runtime/sparse.c",
+          "    fs_sys3(SYS_madvise, (long)start, (long)(end - start), MADV_DONTNEED);\n    fs_sys3(SYS_mprotect",
+          "    fs_sys3(SYS_mprotect", SPARSE, "what an input wrote into a trapped hole is kept"),
+    Fault("walked-holes-kept", "csrc/runtime/sparse.c", "skip_regions, drop_hole_pages, NULL))",
+          "skip_regions, drop_hole_pages, NULL) && 0)", SPARSE + ["tests/test_sanitizers.py", "-k", "shuffled"],
+          "the walk finds what an input populated in a smaller mapping's holes, and keeps it"),
+    Fault("discarded-kept", "csrc/runtime/snapshot.c", "    restore_discarded(s);\n", "", SPARSE,
+          "pages an input handed back with MADV_DONTNEED are not brought back"),
+    Fault("reservation-kept", "csrc/runtime/snapshot.c", "    restore_reservations(s);\n", "", SPARSE,
+          "parts of a reservation an input mapped stay mapped"),
+    Fault("asan-interceptor", "csrc/runtime/snapshot.c",
+          "if (fs_libc.memcmp((void *)p, copy, FS_PAGE_SIZE) == 0) return 0;",
+          "if (memcmp((void *)p, copy, FS_PAGE_SIZE) == 0) return 0;",
+          ["tests/test_sanitizers.py", "-k", "every_bug and pagemap"],
+          "the restore compares pages through ASan's memcmp, which checks the redzones in them"),
+    Fault("no-sanitizer-defaults", "forkserver/sanitizers.py", "        parts = [opt for key, opt in kept.items() if key not in user_names]",
+          "        parts = []", ["tests/test_sanitizers.py", "-k", "fork_mode_reports"],
+          "targets run without abort_on_error=1: an ASan report is an exit, not a crash"),
+    Fault("no-summary", "forkserver/executors/base.py", "        result.sanitizer = report_summary(log.new_text())",
+          "        log.new_text()", ["tests/test_sanitizers.py", "-k", "fork_mode_reports"],
+          "a crash does not carry its sanitizer summary"),
+    Fault("leaks-unchecked", "csrc/runtime/libfuzzer_driver.c", "        fs_check_leaks();\n", "",
+          ["tests/test_sanitizers.py", "-k", "leak"], "snapshot mode ends an input before the leak check"),
     # ---- the bench ----
     Fault("ratio-vs-best", "forkserver/bench/*.py", "            return r.median_eps()",
           "            return max(t.execs_per_sec for t in r.trials)", ["tests/test_bench.py", "-k", "ratio"],

@@ -1,0 +1,72 @@
+/* Sanitizer bugs, one per input's first byte, built with --sanitize address,undefined.
+ * Every input does the same work on the same objects; only the selected bug goes one
+ * step wrong. Any other first byte is clean and must stay ok.
+ *
+ *   H  heap-buffer-overflow, WRITE of size 1 (one past a malloc'd block)
+ *   R  heap-buffer-overflow, READ of size 1
+ *   U  heap-use-after-free, READ
+ *   D  attempting double-free
+ *   S  stack-buffer-overflow by one, WRITE
+ *   G  global-buffer-overflow by one, READ
+ *   O  UBSan signed-integer-overflow
+ *   L  UBSan shift exponent too large
+ *   K  a leak of 24 bytes (reported only with leak detection)
+ *   A  heap-buffer-overflow far into the heap: an 8 MiB block, written one past its end,
+ *      so the allocator maps fresh memory and its shadow
+ *
+ * The second byte, when present, moves the overflow's index by that much within the
+ * redzone, so that inputs of one kind still differ. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char table[16] = "0123456789abcdef";
+static volatile int sink;
+
+static int shift_by(uint8_t v) { return v; }
+
+/* The leaked block's address must not stay in a register or a stack slot, where
+ * LeakSanitizer's conservative scan would find it. */
+static __attribute__((noinline)) void leak(size_t n) {
+    volatile char *p = malloc(n);
+    p[0] = 1;
+}
+
+static __attribute__((noinline)) void scrub_stack(void) {
+    volatile char junk[4096];
+    memset((char *)junk, 0, sizeof junk);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    uint8_t kind = size > 0 ? data[0] : 0;
+    size_t extra = size > 1 ? data[1] % 8 : 0;
+    volatile char *heap = malloc(16);
+    memset((char *)heap, 'x', 16);
+    char stack[16];
+    memcpy(stack, table, sizeof stack);
+    volatile char *vstack = stack;
+    int acc = 0;
+
+    switch (kind) {
+    case 'H': heap[16 + extra] = 1; break;
+    case 'R': acc += heap[16 + extra]; break;
+    case 'U': free((char *)heap); acc += heap[extra]; heap = NULL; break;
+    case 'D': free((char *)heap); free((char *)heap); heap = NULL; break;
+    case 'S': vstack[16 + extra] = 1; break;
+    case 'G': acc += ((volatile char *)table)[16 + extra]; break;
+    case 'O': { volatile int big = 0x7fffffff; acc += big + 1 + (int)extra; } break;
+    case 'L': acc += 1 << shift_by(32 + (uint8_t)extra); break;
+    case 'K': leak(24); scrub_stack(); break;
+    case 'A': {
+        volatile char *big = malloc(8 << 20);
+        big[0] = 1;
+        big[(8 << 20) + extra] = 1;
+        free((char *)big);
+    } break;
+    default:
+        acc += heap[15] + vstack[15] + table[15];
+    }
+    free((char *)heap);
+    sink = acc;
+    return 0;
+}
