@@ -1,6 +1,7 @@
 """Compiles harnesses with the forkserver runtime and coverage instrumentation."""
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -74,7 +75,11 @@ def _run(cmd: list[str]) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise BuildError(f"compiling failed: {' '.join(cmd)}\n{tail}")
+        hint = ""
+        if re.search(r"cannot find .*(libclang_rt|libasan|libubsan)", proc.stderr):
+            hint = ("\nthe compiler's sanitizer runtime is not installed (Debian: apt-get install "
+                    "libclang-rt-14-dev for clang, libgcc-12-dev for gcc)")
+        raise BuildError(f"compiling failed: {' '.join(cmd)}\n{tail}{hint}")
 
 
 def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool) -> list[Path]:

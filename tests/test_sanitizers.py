@@ -240,6 +240,21 @@ def test_snapshot_equals_fork_over_shuffled_runs(zoo_bin, fork_rows, backend):
     assert got["runners"] == crashes + 1, "every crash costs one runner, and nothing else does"
 
 
+def test_gcc_build_snapshot_matches_fork(tmp_path):
+    """gcc links ASan as a shared library loaded before the C library: the runtime must
+    still reach the C library's own memcpy and memcmp. gcc also instruments the global
+    destructors, which an input's end must skip in fork mode as in snapshot mode."""
+    binary = build([ZOO], tmp_path / "bugs.gcc", cc="gcc", sanitize=["address", "undefined"])
+    schedule = []
+    for data in ZOO_INPUTS:
+        schedule += [data, b"x"]
+    fork = run_schedule(binary, "fork", schedule)["rows"]
+    snap = run_schedule(binary, "pagemap-scan", schedule)["rows"]
+    assert all(row[0] == ("ok" if d[:1] not in BUGS else "crash") for d, row in zip(schedule, fork))
+    diffs = [(d, s, f) for d, s, f in zip(schedule, snap, fork) if s != f]
+    assert not diffs, "\n".join(f"{d!r}: snapshot {s} fork {f}" for d, s, f in diffs[:20])
+
+
 def test_user_options_win(zoo_bin):
     """abort_on_error=0 from the user: ASan exits with 1 after its report, as asked."""
     env = dict(os.environ, ASAN_OPTIONS="abort_on_error=0")

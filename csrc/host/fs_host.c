@@ -148,9 +148,13 @@ int fs_host_snapshot_loop(int ctl_fd, int st_fd, struct fs_control *ctl, int run
     for (int i = 0; i < batches; i++) {
         int r = fs_host_snapshot_run(ctl_fd, st_fd, ctl, runner_pid, timeout_ms, &res);
         if (r) return r;
-        if (!res.done) return -ECHILD;
         for (unsigned k = 0; k < ctl->completed && k < FS_MAX_BATCH; k++)
             tally_status(tally, (int)ctl->results[k].status, 0);
+        if (!res.done) { /* the runner died in an input (a crash, a timeout): it is tallied too */
+            if (ctl->completed < ctl->batch_count) tally_status(tally, res.status, res.timed_out);
+            *wall_ns = now_ns() - t0;
+            return -ECHILD;
+        }
     }
     *wall_ns = now_ns() - t0;
     return 0;

@@ -42,7 +42,8 @@ struct fs_loop_tally {
 };
 
 /* Runs the control block's batch `batches` times back to back from C, for comparing the
- * Python-driven loop; adds every run's outcome to tally. */
+ * Python-driven loop; adds every run's outcome to tally. -ECHILD when the runner died in
+ * an input: the tally holds the runs up to that one, and a new runner is needed. */
 int fs_host_snapshot_loop(int ctl_fd, int st_fd, struct fs_control *ctl, int runner_pid,
                           int timeout_ms, int batches, unsigned long long *wall_ns, struct fs_loop_tally *tally);
 int fs_host_fork_loop(int ctl_fd, int st_fd, unsigned char *map, unsigned int map_size,

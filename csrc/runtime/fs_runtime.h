@@ -197,6 +197,7 @@ struct fs_state {
     int ctl_fd, st_fd;          /* the runner's protocol pipes, moved out of the program's sight */
     int direct;                 /* runner talks to our orchestrator over the control block */
     int in_iteration;
+    int in_forked_input;        /* fork mode: this process is the child running one input */
     int shm_fuzz_accepted;
     unsigned long long iteration;
     uint64_t iteration_start_ns;

@@ -52,11 +52,15 @@ int main(int argc, char **argv) {
     if (copy && len) memcpy(copy, data, len);
     LLVMFuzzerTestOneInput(copy ? copy : data, len);
     free(copy);
-    /* in snapshot mode this ends the input here, without exit()'s handlers and flush,
-     * as libFuzzer's own loop would; elsewhere it returns */
+    /* a fuzzer's input ends here, without exit()'s handlers and flush (global
+     * destructors included), as in libFuzzer's own loop; a plain run returns */
     if (fs_st && fs_st->in_iteration && fs_in_runner()) {
         fs_check_leaks();
         fs_iteration_end(0);
+    }
+    if (fs_st && fs_st->in_forked_input) { /* fork mode ends the input the same way */
+        fs_check_leaks();
+        _exit(0);
     }
     free(owned);
     return 0;

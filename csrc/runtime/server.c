@@ -319,6 +319,7 @@ static void server_loop(void) {
                 if (fs_st->cfg.mode == FS_MODE_SNAPSHOT) {
                     become_runner();
                 } else {
+                    fs_st->in_forked_input = 1;
                     take_input_from_fuzz_shm();
                     fs_map[0] = 1;
                 }

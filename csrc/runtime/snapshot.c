@@ -458,8 +458,10 @@ static void restore_signals(struct fs_snapshot *s) {
 }
 
 /* Pages the program handed back to the kernel (MADV_DONTNEED and kin) read as zeros
- * or as the file now, and no backend sees them written: compare them with the
- * snapshot. The watch made them writable and tracked when the call was made. */
+ * or as the file now, without having been written: compare them with the snapshot.
+ * The watch made them writable and tracked when the call was made, which is enough for
+ * the mprotect backend and pagemap-scan's chunks (this kernel reports zapped pages of
+ * a write-protected range as written); a zapped page carries no soft-dirty bit. */
 static void restore_discarded(struct fs_snapshot *s) {
     for (int d = 0; d < s->discarded_count; d++) {
         uintptr_t lo = s->discarded[d].start, hi = s->discarded[d].end;

@@ -1,6 +1,7 @@
 """The mode bench: the same inputs through exec, fork, snapshot (each backend) and
 persistent mode, with warm-up, trials interleaved across the rows of one ballast size,
 medians, spreads and ratios against fork mode."""
+import errno
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -186,9 +187,14 @@ class RowDriver:
         if self.spec.mode == "snapshot":
             batch = self._next_inputs(self.batch)
             ex.load_batch(batch)
-            check(lib.fs_host_snapshot_loop(ctl_w, st_r, ex.ctl, ex.runner_pid, ex.timeout_ms,
-                                            self.step_runs, wall_ns, tally), "snapshot C loop")
-            runs = len(batch) * self.step_runs
+            rc = lib.fs_host_snapshot_loop(ctl_w, st_r, ex.ctl, ex.runner_pid, ex.timeout_ms,
+                                           self.step_runs, wall_ns, tally)
+            if rc == -errno.ECHILD:  # an input crashed or hung: the next batch gets a new runner
+                ex.runner_pid = 0
+                runs = tally_runs(tally)
+            else:
+                check(rc, "snapshot C loop")
+                runs = len(batch) * self.step_runs
             if keep:
                 # timings: the last of the step_runs batches, whose results the control block holds
                 for i in range(min(ex.ctl.completed, len(batch))):
@@ -260,6 +266,12 @@ class RowDriver:
 
     def close(self) -> None:
         self.executor.close()
+
+
+def tally_runs(tally) -> int:
+    """How many runs a C loop's tally counts."""
+    return (sum(tally.exits[c] for c in range(256)) + sum(tally.signals[s] for s in range(65))
+            + tally.timeouts)
 
 
 @dataclass

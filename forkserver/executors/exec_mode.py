@@ -42,5 +42,8 @@ class ExecExecutor(Executor):
         return self.map_result(result, keep_map)
 
     def close(self) -> None:
-        self.input.close()
-        self.map_shm.close()
+        for name in ("input", "map_shm"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                setattr(self, name, None)
+                obj.close()

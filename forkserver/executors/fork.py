@@ -165,7 +165,9 @@ class ForkExecutor(Executor):
         return self.map_result(result, keep_map)
 
     def close(self) -> None:
+        """Stops the target and frees what it used; a second call does nothing."""
         for name in ("session", "input", "fuzz_shm", "map_shm"):
             obj = getattr(self, name, None)
             if obj is not None:
+                setattr(self, name, None)
                 obj.close()

@@ -217,4 +217,5 @@ class SnapshotExecutor(ForkExecutor):
     def close(self) -> None:
         super().close()
         if getattr(self, "ctl_shm", None) is not None:
-            self.ctl_shm.close()
+            self.ctl_shm, shm = None, self.ctl_shm
+            shm.close()

@@ -1,12 +1,13 @@
 /* sparse_reserve.c - inputs write into large, mostly unpopulated anonymous mappings,
- * as ASan's shadow memory is. Init maps 128 GiB (its unpopulated parts are trapped
- * read-only) and 256 MiB (walked at each restore), both MAP_NORESERVE, and populates a
- * few pages of each with a pattern. Every input first checks that the pattern is intact
+ * as ASan's shadow memory is. Init maps 128 GiB (MAP_NORESERVE; its unpopulated parts
+ * are trapped read-only) and 256 MiB (without MAP_NORESERVE, so that the kernel does not
+ * merge the two; walked at each restore), and populates a few pages of each with a
+ * pattern. Every input first checks that the pattern is intact
  * and that every byte any input writes is 0 (bit 1: a write of an earlier input
  * survived the restore). Input 'A' then writes into unpopulated pages of both (at
  * offsets set by the second and third bytes, one across a page boundary), overwrites a
- * byte of the pattern, reads an unpopulated page, hands a written page and a page of
- * the pattern back to the kernel with MADV_DONTNEED, makes a page of the big mapping
+ * byte of the pattern, reads an unpopulated page, hands a written page, a written page
+ * of the pattern and an untouched one back to the kernel with MADV_DONTNEED, makes a page of the big mapping
  * read-only, and maps part of a 1 GiB PROT_NONE reservation read-write (MAP_FIXED, as
  * ASan's allocator grows) and writes there; every input first also makes that part
  * readable and checks it is 0. 'A' returns 10, or 200 + the bit. Fork mode: 'A...' -> 10, anything else -> 0. A leak looks
@@ -36,7 +37,7 @@ static size_t small_spot(unsigned k) { return 100ul * (1 << 20) + (size_t)k * 40
 
 static int dirty(void) {
     for (size_t i = 0; i < 4096; i++)
-        if (huge[GIB + i] != pattern(i) || small[i] != pattern(i)) return 1;
+        if (huge[GIB + i] != pattern(i) || huge[2 * GIB + i] != pattern(i) || small[i] != pattern(i)) return 1;
     for (unsigned k = 0; k < 256; k++) {
         if (huge[huge_spot(k)] || huge[huge_spot(k) + 8192]) return 1;
         uint64_t v;
@@ -53,10 +54,10 @@ static int dirty(void) {
 
 int main(void) {
     huge = mmap(NULL, HUGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    small = mmap(NULL, SMALL_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    small = mmap(NULL, SMALL_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     reserve = mmap(NULL, RESERVE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (huge == MAP_FAILED || small == MAP_FAILED || reserve == MAP_FAILED) return 2;
-    for (size_t i = 0; i < 4096; i++) huge[GIB + i] = small[i] = pattern(i);
+    for (size_t i = 0; i < 4096; i++) huge[GIB + i] = huge[2 * GIB + i] = small[i] = pattern(i);
     FORKSERVER_INIT();
 
     unsigned char in[16];
@@ -77,6 +78,7 @@ int main(void) {
     huge[77 * GIB] = 2;
     mprotect(huge + 90 * GIB, 4096, PROT_READ);
     madvise(small, 4096, MADV_DONTNEED);
+    madvise(huge + 2 * GIB, 4096, MADV_DONTNEED);
     if (mmap(reserve + GROWN, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
         MAP_FAILED)
         return 3;
