@@ -28,6 +28,7 @@ import bench_afl  # noqa: E402  (shares its afl-fuzz runner and table)
 
 ROOT = bench_afl.ROOT
 HARNESSES = ("maze", "ini_parser")
+LIBFUZZER_HARNESSES = ("ini_parser",)  # built for AFL++ with scripts/afl/libfuzzer_fork_driver.c
 
 
 def build_targets(work: Path) -> dict[str, Path]:
@@ -35,8 +36,9 @@ def build_targets(work: Path) -> dict[str, Path]:
     for h in HARNESSES:
         out[f"{h}.afl"] = work / f"{h}.asan.afl"
         out[f"{h}.fs"] = work / f"{h}.asan.fs"
+        driver = [bench_afl.SHIM_DIR / "libfuzzer_fork_driver.c"] if h in LIBFUZZER_HARNESSES else []
         bench_afl.run(["afl-clang-fast", "-O2", "-g", "-fsanitize=address", f"-I{bench_afl.SHIM_DIR}",
-                       ROOT / "harnesses" / f"{h}.c", "-o", out[f"{h}.afl"]])
+                       ROOT / "harnesses" / f"{h}.c", *driver, "-o", out[f"{h}.afl"]])
         bench_afl.run(["forkserver", "build", ROOT / "harnesses" / f"{h}.c", "--sanitize", "address",
                        "-o", out[f"{h}.fs"]])
     return out
@@ -54,7 +56,7 @@ def bench_rows(harness: str, targets: dict[str, Path], args, work: Path) -> list
                      "mode": r["mode"] + (f"/{r['backend']}" if r["backend"] else ""), "driver": "forkserver bench",
                      "affinity": "pinned to one CPU (--cpu auto)", "execs_per_sec": r["execs_per_sec"],
                      "execs_per_sec_min": r["execs_per_sec_min"], "execs_per_sec_max": r["execs_per_sec_max"],
-                     "restore_us_p50": r.get("restore_us_p50"), "dirty_p50": r.get("dirty_p50")})
+                     "restore_us_p50": r.get("restore_us_p50"), "dirty_pages_p50": r.get("dirty_pages_p50"), "exec_us_p50": r.get("exec_us_p50")})
     return rows
 
 

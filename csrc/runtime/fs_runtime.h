@@ -74,6 +74,8 @@ struct fs_mapping_change { uintptr_t start, end; int prot; };
 
 /* Unpopulated memory of a large anonymous mapping: zeros at the snapshot (sparse.c). */
 struct fs_hole { uintptr_t start, end; int prot; int trapped; };
+/* A granule of a trapped hole made writable, and the restore that last found it written. */
+struct fs_heated { uintptr_t start, end; int prot; uint32_t written_at; };
 
 /* Kernel-side process state a restore brings back (process_state.c). */
 #define FS_RLIMITS 16          /* RLIM_NLIMITS */
@@ -155,7 +157,7 @@ struct fs_snapshot {
     /* unpopulated parts of large anonymous mappings: zeros at the snapshot (sparse.c) */
     struct fs_hole holes[FS_MAX_HOLES];
     int hole_count;
-    struct fs_mapping_change heated[FS_MAX_HEATED]; /* granules of trapped holes written this input */
+    struct fs_heated heated[FS_MAX_HEATED]; /* writable granules of trapped holes */
     int heated_count;
     int heated_overflow;
     struct fs_mapping_change sparse[FS_MAX_SPARSE]; /* the mappings those holes lie in */
@@ -181,7 +183,7 @@ struct fs_snapshot {
     const struct fs_tracker *tracker;
     int track_kernel_writes;     /* announce kernel writes (mprotect backend, chunked regions) */
     int owns_segv;               /* our SIGSEGV handler is installed */
-    uint32_t restore_count;      /* restores since the snapshot, from 1 */
+    uint32_t restore_count;      /* restores since the snapshot, from 1 (counted at the end of each) */
     int watch_fds;               /* the watch logs new fds */
     struct fs_mapping_change scan_ranges[FS_MAX_REGIONS]; /* pagemap-scan: one walk each */
     int scan_range_count;

@@ -506,6 +506,7 @@ int fs_snapshot_restore(char *err, size_t errlen) {
         return -1;
     }
     fs_sparse_reset_holes();
+    s->restore_count++;
     restore_signals(s);
     restore_fds();
     fesetenv(&s->fenv);

@@ -23,7 +23,8 @@
 
 #define SNAP (&fs_st->snap)
 #define MERGE_GAP (2ul << 20)       /* populated ranges closer than this share one region */
-#define GRANULE (64ul << 10)        /* a trapped hole is made writable this much at a time */
+#define GRANULE FS_PAGE_SIZE        /* a trapped hole is made writable a page at a time */
+#define HOLE_COOL_AFTER 2           /* restores a writable granule may stay clean */
 #define SCAN_VEC 256
 
 int fs_sparse_candidate(const struct fs_map_entry *e, uintptr_t start, uintptr_t end) {
@@ -154,10 +155,10 @@ int fs_sparse_arm(char *err, size_t errlen) {
     return any;
 }
 
-static int heated(uintptr_t granule) {
+static int heated(uintptr_t addr) {
     struct fs_snapshot *s = SNAP;
     for (int i = 0; i < s->heated_count; i++)
-        if (s->heated[i].start <= granule && granule < s->heated[i].end) return 1;
+        if (s->heated[i].start <= addr && addr < s->heated[i].end) return 1;
     return 0;
 }
 
@@ -169,9 +170,11 @@ static void heat(const struct fs_hole *h, uintptr_t addr) {
     if (b > h->end) b = h->end;
     fs_sys3(SYS_mprotect, (long)a, (long)(b - a), h->prot);
     if (s->heated_count < FS_MAX_HEATED) {
-        s->heated[s->heated_count].start = a;
-        s->heated[s->heated_count].end = b;
-        s->heated_count++;
+        struct fs_heated *g = &s->heated[s->heated_count++];
+        g->start = a;
+        g->end = b;
+        g->prot = h->prot;
+        g->written_at = s->restore_count;
     } else {
         s->heated_overflow = 1; /* the restore resets every trapped hole */
     }
@@ -202,7 +205,23 @@ static void drop_and_protect(uintptr_t start, uintptr_t end, int prot) {
     fs_sys3(SYS_mprotect, (long)start, (long)(end - start), prot & ~PROT_WRITE);
 }
 
-/* Trapped holes: the granules an input wrote, in as few calls as they allow. */
+/* Zeroes the pages of a writable granule that are not zero; 1 if there were any. */
+static int zero_granule(const struct fs_heated *g) {
+    static const uint64_t zero_page[FS_PAGE_SIZE / sizeof(uint64_t)];
+    int written = 0;
+    for (uintptr_t p = g->start; p < g->end; p += FS_PAGE_SIZE)
+        if (fs_libc.memcmp((const void *)p, zero_page, FS_PAGE_SIZE) != 0) {
+            fs_libc.memset((void *)p, 0, FS_PAGE_SIZE);
+            written = 1;
+        }
+    return written;
+}
+
+/* Trapped holes. A granule an input wrote stays writable while inputs keep writing it
+ * (ASan poisons the same shadow at every input): the restore zeroes its written pages,
+ * which costs a compare of 16 pages, where protecting it and taking the fault again
+ * would cost two system calls and a signal. One left clean for HOLE_COOL_AFTER
+ * restores is handed back and protected again. */
 static void reset_trapped(struct fs_snapshot *s) {
     if (s->heated_overflow) {
         for (int i = 0; i < s->hole_count; i++)
@@ -211,22 +230,14 @@ static void reset_trapped(struct fs_snapshot *s) {
         s->heated_count = 0;
         return;
     }
-    struct fs_mapping_change *g = s->heated;
-    int n = s->heated_count;
-    for (int i = 1; i < n; i++) /* sorted, so that neighbours share a call */
-        for (int j = i; j > 0 && g[j - 1].start > g[j].start; j--) {
-            struct fs_mapping_change t = g[j];
-            g[j] = g[j - 1];
-            g[j - 1] = t;
-        }
-    for (int i = 0; i < n;) {
-        int j = i + 1;
-        const struct fs_hole *h = fs_sparse_hole_at(g[i].start);
-        while (j < n && g[j].start == g[j - 1].end && g[j].start < h->end) j++;
-        drop_and_protect(g[i].start, g[j - 1].end, h->prot);
-        i = j;
+    int kept = 0;
+    for (int i = 0; i < s->heated_count; i++) {
+        struct fs_heated g = s->heated[i];
+        if (zero_granule(&g)) g.written_at = s->restore_count;
+        if (s->restore_count - g.written_at >= HOLE_COOL_AFTER) drop_and_protect(g.start, g.end, g.prot);
+        else s->heated[kept++] = g;
     }
-    s->heated_count = 0;
+    s->heated_count = kept;
 }
 
 /* Untrapped holes: one walk per mapping finds what the input populated there, usually

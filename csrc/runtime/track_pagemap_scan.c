@@ -173,6 +173,11 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
         s->track_kernel_writes = 1;
     }
     plan_scan_ranges(s);
+    for (int i = 0; i < s->scan_range_count; i++)
+        FS_DEBUG("scan range %#lx-%#lx", (unsigned long)s->scan_ranges[i].start, (unsigned long)s->scan_ranges[i].end);
+    for (int i = 0; i < s->region_count; i++)
+        if (s->regions[i].chunked)
+            FS_DEBUG("chunked %#lx-%#lx", (unsigned long)s->regions[i].start, (unsigned long)s->regions[i].end);
     return 0;
 }
 
@@ -280,7 +285,6 @@ static int pagemap_scan_collect(struct fs_snapshot *s) {
         if (scan_and_restore(s, s->scan_ranges[i].start, s->scan_ranges[i].end, NULL)) return -1;
     for (int i = 0; i < s->region_count; i++)
         if (s->regions[i].chunked && collect_chunked(s, &s->regions[i])) return -1;
-    s->restore_count++;
     return 0;
 }
 
