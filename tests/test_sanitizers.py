@@ -169,18 +169,19 @@ DRIVER = textwrap.dedent("""
         for hexed in schedule:
             r = ex.run(bytes.fromhex(hexed))
             rows.append([r.outcome.value, r.signal, r.exit_code, r.map_hash, r.sanitizer])
-        started = getattr(ex, "runners_started", 0)
+        started, snapshot_us = getattr(ex, "runners_started", 0), getattr(ex, "snapshot_us", None)
     target.cleanup()
-    print(json.dumps({"rows": rows, "runners": started}))
+    print(json.dumps({"rows": rows, "runners": started, "snapshot_us": snapshot_us}))
 """)
 
 
-def run_schedule(binary: Path, backend: str, schedule: list[bytes], detect_leaks: bool = False) -> dict:
+def run_schedule(binary: Path, backend: str, schedule: list[bytes], detect_leaks: bool = False,
+                 env: dict[str, str] | None = None) -> dict:
     """Results of schedule on one fresh executor ("fork" or a backend), in a child with
-    its own session."""
+    its own session; env is added to the child's environment."""
     arg = json.dumps([str(binary), backend, detect_leaks, [d.hex() for d in schedule]])
     proc = subprocess.run([sys.executable, "-c", DRIVER, arg], capture_output=True, text=True, timeout=600,
-                          start_new_session=True, cwd=REPO)
+                          start_new_session=True, cwd=REPO, env={**os.environ, **(env or {})})
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -257,38 +258,13 @@ def test_gcc_build_snapshot_matches_fork(tmp_path):
 
 def test_user_options_win(zoo_bin):
     """abort_on_error=0 from the user: ASan exits with 1 after its report, as asked."""
-    env = dict(os.environ, ASAN_OPTIONS="abort_on_error=0")
-    code = textwrap.dedent(f"""
-        from forkserver.executors import ForkExecutor
-        from forkserver.target import Target
-        t = Target.from_command([{str(zoo_bin)!r}])
-        with ForkExecutor(t, 5000, cpu=None) as ex:
-            r = ex.run(b"H")
-        print(r.outcome.value, r.exit_code)
-        t.cleanup()
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=120, start_new_session=True)
-    assert proc.stdout.split() == ["ok", "1"], proc.stderr[-2000:]
+    rows = run_schedule(zoo_bin, "fork", [b"H"], env={"ASAN_OPTIONS": "abort_on_error=0"})["rows"]
+    assert rows[0][:3] == ["ok", None, 1]
 
 
 def test_asan_ini_parser_starts_in_snapshot_mode(tmp_path):
     """An ASan build of a real parser: its runner takes its snapshot of the sparse shadow
     (terabytes reserved) and reports ready within the 2 s start-up limit."""
     binary = build([REPO / "harnesses" / "ini_parser.c"], tmp_path / "ini", sanitize=["address"])
-    code = textwrap.dedent(f"""
-        import os
-        from forkserver.executors import SnapshotExecutor
-        from forkserver.target import Target
-        t = Target.from_command([{str(binary)!r}])
-        with SnapshotExecutor(t, 2000, cpu=None) as ex:
-            r = ex.run(b"[a]\\nk=v\\n")
-            print(r.outcome.value, ex.snapshot_us)
-        t.cleanup()
-    """)
-    env = dict(os.environ, FORKSERVER_INIT_TIMEOUT_MS="2000")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=120, start_new_session=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    outcome, snapshot_us = proc.stdout.split()
-    assert outcome == "ok" and float(snapshot_us) > 0
+    got = run_schedule(binary, "auto", [b"[a]\nk=v\n"], env={"FORKSERVER_INIT_TIMEOUT_MS": "2000"})
+    assert got["rows"][0][0] == "ok" and got["snapshot_us"] > 0
