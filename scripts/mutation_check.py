@@ -171,6 +171,14 @@ FAULTS = [
           "a crash does not carry its sanitizer summary"),
     Fault("leaks-unchecked", "csrc/runtime/libfuzzer_driver.c", "        fs_check_leaks();\n", "",
           ["tests/test_sanitizers.py", "-k", "leak"], "snapshot mode ends an input before the leak check"),
+    # ---- per-input novelty ----
+    Fault("virgin-kept", "csrc/common/fs_novelty.h", "        if (update) virgin[i] &= (unsigned char)~b;\n",
+          "", ["tests/test_novelty.py"], "has-new-bits never takes what it saw out of the virgin map"),
+    Fault("bucket-as-edge", "csrc/common/fs_novelty.h", "        if (virgin[i] == 0xff) ret = 2;",
+          "        if (virgin[i]) ret = 2;", ["tests/test_novelty.py"], "a new bucket of a known edge counts as a new edge"),
+    Fault("runner-novelty-lost", "csrc/runtime/server.c",
+          "if ((ctl->check_coverage & FS_CHECK_NOVELTY) && fs_st->virgin) res->flags |= fs_coverage_novelty(fs_st->virgin);",
+          "", ["tests/test_novelty.py"], "the runner does not classify the inputs of a batch"),
     # ---- the bench ----
     Fault("ratio-vs-best", "forkserver/bench/*.py", "            return r.median_eps()",
           "            return max(t.execs_per_sec for t in r.trials)", ["tests/test_bench.py", "-k", "ratio"],

@@ -17,6 +17,7 @@
 #include "fs_host.h"
 #include "dirty_probe.h"
 #include "fs_buckets.h"
+#include "fs_novelty.h"
 
 extern char **environ;
 
@@ -197,16 +198,7 @@ unsigned int fs_host_classify(const unsigned char *map, unsigned int size, unsig
 }
 
 int fs_host_has_new_bits(const unsigned char *map, unsigned char *virgin, unsigned int size, int update) {
-    int ret = 0;
-    for (unsigned int i = 0; i < size; i++) {
-        if (!map[i]) continue;
-        unsigned char b = fs_bucket_of[map[i]];
-        if (!(b & virgin[i])) continue;
-        ret = virgin[i] == 0xff ? 2 : (ret > 1 ? ret : 1);
-        if (update) virgin[i] &= (unsigned char)~b;
-        if (ret == 2 && !update) break;
-    }
-    return ret;
+    return fs_new_bits(map, virgin, size, update);
 }
 
 /* ---- process-creation primitives, for `forkserver bench spawn` ---- */

@@ -62,6 +62,9 @@
 #define FS_ENV_INPUT_STDIN "FORKSERVER_INPUT_STDIN"
 #define FS_ENV_VERIFY "FORKSERVER_VERIFY_RESTORE"
 #define FS_ENV_DEBUG "FORKSERVER_DEBUG"
+/* the virgin map (a SysV segment of FS_OPT_MAX_MAPSIZE bytes) the runner updates with
+ * each input's coverage when fs_control.check_coverage has FS_CHECK_NOVELTY */
+#define FS_ENV_VIRGIN_SHM_ID "FORKSERVER_VIRGIN_SHM_ID"
 /* run LeakSanitizer's check at the end of each input; leaks abort it (a crash) */
 #define FS_ENV_DETECT_LEAKS "FORKSERVER_DETECT_LEAKS"
 /* for tests only: corrupt one byte after each restore, to prove the verifier sees it */
@@ -106,16 +109,19 @@
 #define FS_MAX_BATCH 1024
 #define FS_INPUT_AREA_SIZE 16777216
 #define FS_CTL_MAGIC 1179796480
-#define FS_CTL_VERSION 2
+#define FS_CTL_VERSION 3
 
 /* fs_control.check_coverage bits */
 #define FS_CHECK_HASH 1
+#define FS_CHECK_NOVELTY 2
 
 /* per-input result flags */
 #define FS_RESULT_HASHED 1
 #define FS_RESULT_VERIFY_FAILED 2
 #define FS_RESULT_THREAD_STARTED 4
 #define FS_RESULT_RESTORE_FAILED 8
+#define FS_RESULT_NEW_BUCKET 16    /* the input reached a new hit-count bucket of a known edge */
+#define FS_RESULT_NEW_EDGE 32      /* the input hit an edge no earlier input had */
 
 struct fs_result {
     unsigned int status;       /* wait(2)-style status of this iteration */

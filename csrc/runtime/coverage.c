@@ -7,6 +7,7 @@
 
 #include "fs_log.h"
 #include "fs_buckets.h"
+#include "fs_novelty.h"
 #include "fs_runtime.h"
 
 /* Until the map is attached every counter lands in this byte; guards are 0 then. */
@@ -114,6 +115,13 @@ uint32_t fs_coverage_hash(void) {
             }
         }
     return crc;
+}
+
+/* has-new-bits of this input's map against the orchestrator's virgin map, which it
+ * updates: FS_RESULT_NEW_EDGE, FS_RESULT_NEW_BUCKET or 0. */
+int fs_coverage_novelty(unsigned char *virgin) {
+    int n = fs_new_bits(fs_map, virgin, fs_map_size, 1);
+    return n == 2 ? FS_RESULT_NEW_EDGE : n == 1 ? FS_RESULT_NEW_BUCKET : 0;
 }
 
 void fs_coverage_init(void) {

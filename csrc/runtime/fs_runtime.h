@@ -31,6 +31,7 @@ struct fs_config {
     int shm_id;              /* __AFL_SHM_ID, -1 if absent */
     int shm_fuzz_id;         /* __AFL_SHM_FUZZ_ID, -1 if absent */
     int ctl_shm_id;          /* FORKSERVER_CTL_SHM_ID, -1 if absent */
+    int virgin_shm_id;       /* FORKSERVER_VIRGIN_SHM_ID, -1 if absent */
     int persistent;          /* __AFL_PERSISTENT */
     int deferred;            /* __AFL_DEFER_FORKSRV */
     int mode;                /* FS_MODE_* */
@@ -204,6 +205,7 @@ struct fs_state {
     unsigned long long iteration;
     uint64_t iteration_start_ns;
     struct fs_control *ctl;
+    unsigned char *virgin;         /* the orchestrator's virgin map, or NULL */
     const unsigned char *fuzz_shm; /* AFL test-case buffer */
     const unsigned char *input;    /* current input (snapshot batch or shm) */
     size_t input_len;
@@ -252,6 +254,7 @@ void fs_coverage_init(void);
 uint32_t fs_coverage_map_size(void);
 void fs_coverage_reset_for_run(void);
 uint32_t fs_coverage_hash(void);
+int fs_coverage_novelty(unsigned char *virgin);
 
 /* runtime.c */
 void fs_runtime_init(void);

@@ -158,6 +158,7 @@ static void iteration_finish(void) {
             res->map_hash = fs_coverage_hash();
             res->flags |= FS_RESULT_HASHED;
         }
+        if ((ctl->check_coverage & FS_CHECK_NOVELTY) && fs_st->virgin) res->flags |= fs_coverage_novelty(fs_st->virgin);
     }
     fs_st->iteration++;
     fs_st->batch_index++;
@@ -250,6 +251,16 @@ static void attach_fuzz_shm(void) {
     }
     fs_st->fuzz_shm = p;
     fs_st->shm_fuzz_accepted = 1;
+}
+
+/* Shared, so that no restore rolls it back: it is what every input found so far. */
+static void attach_virgin_map(void) {
+    void *p = shmat(fs_st->cfg.virgin_shm_id, NULL, 0);
+    if (p == (void *)-1) {
+        FS_PWARN("cannot attach the virgin map (shm id %d)", fs_st->cfg.virgin_shm_id);
+        die_exit(FS_ERR_EXIT_BASE + FS_ERROR_SHM_OPEN);
+    }
+    fs_st->virgin = p;
 }
 
 static void attach_control_block(void) {
@@ -359,6 +370,7 @@ void fs_server_start(void) {
     }
     fs_st->direct = cfg->mode == FS_MODE_SNAPSHOT && cfg->ctl_shm_id >= 0;
     if (cfg->ctl_shm_id >= 0) attach_control_block();
+    if (cfg->virgin_shm_id >= 0) attach_virgin_map();
     if (cfg->input_file) {
         fs_st->input_fd = fs_move_fd_high(open(cfg->input_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
         if (fs_st->input_fd < 0) FS_PWARN("cannot open the input file %s", cfg->input_file);

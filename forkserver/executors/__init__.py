@@ -30,23 +30,28 @@ class AutoExecutor(Executor):
         self.fallback = fallback
         self.backend = snapshot.backend
 
+    def use_virgin(self, virgin) -> None:
+        super().use_virgin(virgin)
+        self.active.use_virgin(virgin)
+        self.fallback.use_virgin(virgin)
+
     def start(self) -> None:
         self.active.start()
         self.backend = self.active.backend
 
     def run(self, data: bytes, keep_map: bool = False) -> ExecResult:
-        result = self.active.run(data, keep_map)
-        if result.thread_started and self.active is not self.fallback:
-            self._fall_back()
-            result = self.fallback.run(data, keep_map)
-        return result
+        return self.run_batch([data], keep_maps=keep_map)[0]
 
-    def run_batch(self, inputs: list[bytes]) -> list[ExecResult]:
-        results = self.active.run_batch(inputs)
+    def run_batch(self, inputs: list[bytes], collect_maps: bool | None = None,
+                  keep_maps: bool = False) -> list[ExecResult]:
+        results = self.active.run_batch(inputs, collect_maps, keep_maps)
         for i, result in enumerate(results):
             if result.thread_started and self.active is not self.fallback:
                 self._fall_back()
-                return results[:i] + [self.fallback.run(d) for d in inputs[i:]]
+                again = self.fallback.run_batch(inputs[i:], collect_maps, keep_maps)
+                # the snapshot runner classified the input it retired on before retiring
+                again[0].novelty = _larger(result.novelty, again[0].novelty)
+                return results[:i] + again
         return results
 
     def _fall_back(self) -> None:
@@ -57,6 +62,12 @@ class AutoExecutor(Executor):
 
     def close(self) -> None:
         self.active.close()
+
+
+def _larger(a, b):
+    if a is None or b is None:
+        return b if a is None else a
+    return max(a, b)
 
 
 def make_executor(mode: str, target: Target, timeout_ms: int = 1000, backend: str = "auto",

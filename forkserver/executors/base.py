@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..config import SETTINGS
 from ..errors import InputError, TargetStartError
 from ..native import lib
+from ..novelty import Novelty, VirginMap
 from ..observers import CoverageMap, summarize
 from ..target import Target
 
@@ -39,6 +40,7 @@ class ExecResult:
     edges: int | None = None
     map_hash: int | None = None
     sanitizer: str = ""             # a sanitizer's one-line summary, for a crash it reported
+    novelty: Novelty | None = None  # what an ok run added to the executor's virgin map, when it keeps one
 
     def __post_init__(self):
         if self.coverage is not None and (self.edges is None or self.map_hash is None):
@@ -63,6 +65,8 @@ class ExecResult:
             d["detail"] = self.detail
         if self.sanitizer:
             d["sanitizer"] = self.sanitizer
+        if self.novelty is not None:
+            d["novelty"] = self.novelty.name.lower()
         return d
 
 
@@ -231,6 +235,13 @@ class Executor:
         self.target = target
         self.timeout_ms = timeout_ms
         self.cpu = cpu
+        self.virgin: VirginMap | None = None
+
+    def use_virgin(self, virgin: VirginMap) -> None:
+        """Classifies every ok run against virgin (before start()): each result then says
+        what it added (ExecResult.novelty). Crashes and timeouts leave it alone, as in
+        AFL, where they have virgin maps of their own."""
+        self.virgin = virgin
 
     def start(self) -> None:
         raise NotImplementedError
@@ -239,14 +250,21 @@ class Executor:
         """Runs one input. keep_map: keep a copy of its coverage map in the result."""
         raise NotImplementedError
 
-    def run_batch(self, inputs: list[bytes]) -> list[ExecResult]:
-        return [self.run(d) for d in inputs]
+    def run_batch(self, inputs: list[bytes], collect_maps: bool | None = None,
+                  keep_maps: bool = False) -> list[ExecResult]:
+        """Runs inputs in order; the same call on every executor. Snapshot mode runs them
+        in as few wake-ups as fit (see SnapshotExecutor.run_batch for collect_maps); the
+        others one by one, always with their maps' summaries."""
+        return [self.run(d, keep_map=keep_maps) for d in inputs]
 
     def map_result(self, result: ExecResult, keep_map: bool) -> ExecResult:
-        """Adds the shared map's (self.map) edge count and hash, and a copy if kept."""
+        """Adds the shared map's (self.map) edge count and hash, a copy if kept, and the
+        novelty of an ok run not classified yet."""
         result.edges, result.map_hash = self.map.summary()
         if keep_map:
             result.coverage = self.map.snapshot()
+        if self.virgin is not None and result.novelty is None and result.outcome is Outcome.OK:
+            result.novelty = self.virgin.update(self.map.view)
         return result
 
     def close(self) -> None:

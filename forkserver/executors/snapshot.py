@@ -7,6 +7,7 @@ from ..config import SETTINGS
 from ..doctor import BACKEND_IDS
 from ..errors import BackendUnavailable, NativeError, RunnerError, TargetError, TargetStartError
 from ..native import check, const_str, ffi, lib
+from ..novelty import novelty_from_flags
 from .base import ExecResult, Outcome, add_sanitizer_report, check_input_size, describe_status, outcome_from_status
 from .fork import ForkExecutor
 
@@ -53,6 +54,8 @@ class SnapshotExecutor(ForkExecutor):
         env[const_str(lib.FS_ENV_CTL_SHM_ID)] = str(self.ctl_shm.id)
         # the runtime rewrites the input file itself, from the control block
         env.pop(const_str(lib.FS_ENV_SHM_FUZZ_ID), None)
+        if self.virgin is not None:
+            env[const_str(lib.FS_ENV_VIRGIN_SHM_ID)] = str(self.virgin.id)
         if self.verify:
             env[const_str(lib.FS_ENV_VERIFY)] = "1"
         env.update(self.extra_env)
@@ -134,6 +137,8 @@ class SnapshotExecutor(ForkExecutor):
                          dirty_pages=r.dirty_pages)
         if r.flags & lib.FS_RESULT_HASHED:
             res.runner_hash = res.map_hash = r.map_hash
+        if self.virgin is not None and outcome is Outcome.OK:
+            res.novelty = novelty_from_flags(r.flags)  # the runner classified it, in order
         if collect_map:
             self.map_result(res, keep_map)
         failed = r.flags & (lib.FS_RESULT_THREAD_STARTED | lib.FS_RESULT_VERIFY_FAILED | lib.FS_RESULT_RESTORE_FAILED)
@@ -178,7 +183,8 @@ class SnapshotExecutor(ForkExecutor):
         if not self.runner_pid:
             self._start_runner()
         self._fill_batch(batch)
-        self.ctl.check_coverage = lib.FS_CHECK_HASH if hash_maps else 0
+        self.ctl.check_coverage = ((lib.FS_CHECK_HASH if hash_maps else 0)
+                                   | (lib.FS_CHECK_NOVELTY if self.virgin is not None else 0))
 
     def _run_one_batch(self, batch: list[bytes], collect_map: bool, keep_map: bool = False) -> list[ExecResult]:
         self.load_batch(batch, hash_maps=not collect_map)
