@@ -153,3 +153,21 @@ def test_batched_and_unbatched_classification_agree(maze):
     assert len(found) >= 5, "the run reaches new coverage now and then"
     crash = fork[len(inputs) // 2]
     assert crash[:2] == ("crash", 6) and crash[2] is None, "a crash is not classified against the main map"
+
+
+@pytest.mark.parametrize("mode", ["exec", "fork", "snapshot", "auto"])
+def test_one_batch_api_on_every_executor(maze, mode):
+    """run_batch(inputs) on every executor gives the same results as fork mode run by
+    run; snapshot mode (auto included) sends them to the runner in one wake-up."""
+    from forkserver.executors import make_executor
+
+    inputs = [b"hello", b"MAZE!", b"MAZE!EXIT", b"FUN", b"MAZE!LEFT", b"", b"MA", b"FUNNY"]
+    with ForkExecutor(maze, 2000, cpu=None) as ref:
+        want = [(r.outcome, r.exit_code, r.map_hash) for r in (ref.run(d) for d in inputs)]
+    ex = make_executor(mode, maze, 2000)
+    with ex:
+        got = ex.run_batch(inputs, collect_maps=False)
+        snapshot = getattr(ex, "active", ex)
+        if mode in ("snapshot", "auto"):
+            assert snapshot.wakeups == 1
+    assert [(r.outcome, r.exit_code, r.map_hash) for r in got] == want

@@ -1,7 +1,6 @@
 """The mode bench: the same inputs through exec, fork, snapshot (each backend) and
 persistent mode, with warm-up, trials interleaved across the rows of one ballast size,
 medians, spreads and ratios against fork mode."""
-import errno
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -178,51 +177,22 @@ class RowDriver:
         return len(results)
 
     def _step_c(self, keep: bool) -> int:
-        from ..native import check, ffi, lib
-
         ex = self.executor
-        wall_ns = ffi.new("unsigned long long *")
-        tally = ffi.new("struct fs_loop_tally *")
-        ctl_w, st_r = ex.session.proc.ctl_w, ex.session.proc.st_r
         if self.spec.mode == "snapshot":
-            batch = self._next_inputs(self.batch)
-            ex.load_batch(batch)
-            rc = lib.fs_host_snapshot_loop(ctl_w, st_r, ex.ctl, ex.runner_pid, ex.timeout_ms,
-                                           self.step_runs, wall_ns, tally)
-            if rc == -errno.ECHILD:  # an input crashed or hung: the next batch gets a new runner
-                ex.runner_pid = 0
-                runs = tally_runs(tally)
-            else:
-                check(rc, "snapshot C loop")
-                runs = len(batch) * self.step_runs
+            loop = ex.run_c_loop(self._next_inputs(self.batch), self.step_runs)
             if keep:
-                # timings: the last of the step_runs batches, whose results the control block holds
-                for i in range(min(ex.ctl.completed, len(batch))):
-                    r = ex.ctl.results[i]
-                    self.result.restore_us.append(r.restore_ns / 1000)
-                    self.result.dirty_pages.append(r.dirty_pages)
-                    self.result.exec_us.append(r.exec_ns / 1000)
+                for res in loop.last_batch:  # timings of the last batch the control block holds
+                    self.result.restore_us.append(res.restore_us)
+                    self.result.dirty_pages.append(res.dirty_pages)
+                    self.result.exec_us.append(res.exec_us)
         else:
-            ex.deliver(self._next_inputs(1)[0])
-            check(lib.fs_host_fork_loop(ctl_w, st_r, ffi.cast("unsigned char *", ex.map_shm.ptr), ex.map.map_size,
-                                        ex.timeout_ms, self.step_runs, wall_ns, tally), "fork C loop")
-            runs = self.step_runs
+            loop = ex.run_c_loop(self._next_inputs(1)[0], self.step_runs)
         if keep:
-            self._record_tally(tally)
-        return runs
-
-    def _record_tally(self, tally) -> None:
-        """Outcomes exactly as the C loop saw them, run by run."""
-        r = self.result
-        for code in range(256):
-            if tally.exits[code]:
-                r.outcomes["ok"] += tally.exits[code]
-                r.exit_codes[code] += tally.exits[code]
-        crashes = sum(tally.signals[s] for s in range(65))
-        if crashes:
-            r.outcomes["crash"] += crashes
-        if tally.timeouts:
-            r.outcomes["timeout"] += tally.timeouts
+            for outcome, n in loop.outcomes.items():
+                self.result.outcomes[outcome] += n
+            for code, n in loop.exit_codes.items():
+                self.result.exit_codes[code] += n
+        return loop.runs
 
     def _grow(self, step_s: float) -> bool:
         """Doubles the step size while a step is shorter than STEP_TARGET_S; False when done.
@@ -266,12 +236,6 @@ class RowDriver:
 
     def close(self) -> None:
         self.executor.close()
-
-
-def tally_runs(tally) -> int:
-    """How many runs a C loop's tally counts."""
-    return (sum(tally.exits[c] for c in range(256)) + sum(tally.signals[s] for s in range(65))
-            + tally.timeouts)
 
 
 @dataclass

@@ -207,6 +207,25 @@ def add_sanitizer_report(result: ExecResult, log: StderrLog) -> ExecResult:
 
 
 @dataclass
+class LoopResult:
+    """What a C loop (run_c_loop) did: how many runs, how long, and their outcomes."""
+
+    runs: int
+    wall_ns: int
+    outcomes: dict[str, int]          # ok / crash / timeout -> count
+    exit_codes: dict[int, int]
+    last_batch: list[ExecResult] = field(default_factory=list)  # snapshot: the last batch's timings
+
+
+def loop_result(tally, wall_ns: int) -> LoopResult:
+    """A C loop's tally (struct fs_loop_tally) as counts."""
+    exits = {code: int(tally.exits[code]) for code in range(256) if tally.exits[code]}
+    crashes = sum(int(tally.signals[s]) for s in range(65))
+    outcomes = {"ok": sum(exits.values()), "crash": crashes, "timeout": int(tally.timeouts)}
+    return LoopResult(sum(outcomes.values()), wall_ns, {k: v for k, v in outcomes.items() if v}, exits)
+
+
+@dataclass
 class InputFile:
     """The file a target reads its input from: @@ names it, else it is the target's stdin."""
 

@@ -8,8 +8,8 @@ from ..errors import NativeError, TargetError, TargetStartError
 from ..native import check, const_str, ffi, lib
 from ..observers import MapObserver
 from ..shm import SharedMemory
-from .base import (ExecResult, Executor, InputFile, Process, StderrLog, add_sanitizer_report, check_input_size,
-                   describe_status, outcome_from_status, pin_to_cpu)
+from .base import (ExecResult, Executor, InputFile, LoopResult, Process, StderrLog, add_sanitizer_report,
+                   check_input_size, describe_status, loop_result, outcome_from_status, pin_to_cpu)
 
 MAP_ERRORS = {
     lib.FS_ERROR_MAP_SIZE: "the target's coverage map is larger than the shared map",
@@ -163,6 +163,21 @@ class ForkExecutor(Executor):
         outcome, sig, code = outcome_from_status(res.status, bool(res.timed_out))
         result = add_sanitizer_report(ExecResult(outcome, sig, code, exec_us=res.exec_ns / 1000), self.session.stderr)
         return self.map_result(result, keep_map)
+
+    def run_c_loop(self, data: bytes, runs: int) -> LoopResult:
+        """Runs one input `runs` times from C (fs_host_fork_loop), without Python per run:
+        what the protocol costs without the orchestrator's own work."""
+        self.deliver(data)
+        wall_ns = ffi.new("unsigned long long *")
+        tally = ffi.new("struct fs_loop_tally *")
+        try:
+            check(lib.fs_host_fork_loop(self.session.proc.ctl_w, self.session.proc.st_r,
+                                        ffi.cast("unsigned char *", self.map_shm.ptr), self.map.map_size,
+                                        self.timeout_ms, runs, wall_ns, tally), "fork C loop")
+        except NativeError as exc:
+            raise TargetError(f"the fork server of {self.target.path} died ({exc}); "
+                              f"stderr: {self.session.proc.stderr_tail()}") from exc
+        return loop_result(tally, wall_ns[0])
 
     def close(self) -> None:
         """Stops the target and frees what it used; a second call does nothing."""

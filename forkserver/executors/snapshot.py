@@ -8,7 +8,8 @@ from ..doctor import BACKEND_IDS
 from ..errors import BackendUnavailable, NativeError, RunnerError, TargetError, TargetStartError
 from ..native import check, const_str, ffi, lib
 from ..novelty import novelty_from_flags
-from .base import ExecResult, Outcome, add_sanitizer_report, check_input_size, describe_status, outcome_from_status
+from .base import (ExecResult, LoopResult, Outcome, add_sanitizer_report, check_input_size, describe_status,
+                   loop_result, outcome_from_status)
 from .fork import ForkExecutor
 
 BACKENDS = list(BACKEND_IDS)
@@ -46,6 +47,7 @@ class SnapshotExecutor(ForkExecutor):
         self.snapshot_us: float | None = None
         self.runners_started = 0
         self.runner_retirements = 0
+        self.wakeups = 0  # batches sent to a runner
 
     def _env(self) -> dict[str, str]:
         env = super()._env()
@@ -186,9 +188,34 @@ class SnapshotExecutor(ForkExecutor):
         self.ctl.check_coverage = ((lib.FS_CHECK_HASH if hash_maps else 0)
                                    | (lib.FS_CHECK_NOVELTY if self.virgin is not None else 0))
 
+    def run_c_loop(self, batch: list[bytes], repeats: int) -> LoopResult:
+        """Runs one batch `repeats` times from C (fs_host_snapshot_loop), one wake-up
+        each, without Python per batch. A crash or timeout ends the loop early (its input
+        is counted; the next call starts a new runner). last_batch holds the timings of
+        the last complete batch."""
+        self.load_batch(batch)
+        wall_ns = ffi.new("unsigned long long *")
+        tally = ffi.new("struct fs_loop_tally *")
+        ctl_w, st_r = self._server_fds()
+        rc = lib.fs_host_snapshot_loop(ctl_w, st_r, self.ctl, self.runner_pid, self.timeout_ms, repeats, wall_ns,
+                                       tally)
+        if rc == -errno.ECHILD:
+            self.runner_pid = 0
+            return loop_result(tally, wall_ns[0])
+        try:
+            check(rc, "snapshot C loop")
+        except NativeError as exc:
+            raise TargetError(f"the fork server of {self.target.path} died ({exc}); "
+                              f"stderr: {self.session.proc.stderr_tail()}") from exc
+        self.wakeups += repeats
+        out = loop_result(tally, wall_ns[0])
+        out.last_batch = [self._result_from_ctl(i, False) for i in range(min(self.ctl.completed, len(batch)))]
+        return out
+
     def _run_one_batch(self, batch: list[bytes], collect_map: bool, keep_map: bool = False) -> list[ExecResult]:
         self.load_batch(batch, hash_maps=not collect_map)
         ctl_w, st_r = self._server_fds()
+        self.wakeups += 1
         try:
             check(lib.fs_host_snapshot_run(ctl_w, st_r, self.ctl, self.runner_pid, self.timeout_ms, self._batch),
                   "snapshot runner")
