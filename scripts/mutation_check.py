@@ -179,6 +179,17 @@ FAULTS = [
     Fault("runner-novelty-lost", "csrc/runtime/server.c",
           "if ((ctl->check_coverage & FS_CHECK_NOVELTY) && fs_st->virgin) res->flags |= fs_coverage_novelty(fs_st->virgin);",
           "", ["tests/test_novelty.py"], "the runner does not classify the inputs of a batch"),
+    # ---- mutators ----
+    Fault("tokens-unused", "csrc/host/fs_mutate.c",
+          "if ((op == INSERT_TOKEN || op == OVERWRITE_TOKEN) && (!tokens || !tokens->count)) op = RANDOM_BYTE;",
+          "if (op == INSERT_TOKEN || op == OVERWRITE_TOKEN) op = RANDOM_BYTE;", ["tests/test_mutators.py"],
+          "havoc never uses the dictionary"),
+    Fault("clone-split-block", "csrc/host/fs_mutate.c", "            memcpy(out + to + head, out + to + clone_len, clone_len - head);",
+          "            memcpy(out + to + head, out + from + head, clone_len - head);", ["tests/test_mutators.py"],
+          "a block cloned into itself copies the gap instead of its tail"),
+    Fault("dict-escapes", "forkserver/mutators.py", "            out.append(int(text[i + 2:i + 4], 16))",
+          "            out.append(int(text[i + 2:i + 4], 10) if text[i + 2:i + 4].isdigit() else 0)",
+          ["tests/test_mutators.py"], "\\xNN escapes read as decimal"),
     # ---- the bench ----
     Fault("ratio-vs-best", "forkserver/bench/*.py", "            return r.median_eps()",
           "            return max(t.execs_per_sec for t in r.trials)", ["tests/test_bench.py", "-k", "ratio"],

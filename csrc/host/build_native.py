@@ -14,6 +14,7 @@ from cffi import FFI
 CSRC = pathlib.Path(__file__).resolve().parent.parent
 PROTOCOL_H = CSRC / "include" / "fs_protocol.h"
 HOST_H = CSRC / "host" / "fs_host.h"
+MUTATE_H = CSRC / "host" / "fs_mutate.h"
 
 
 def protocol_cdef(text: str) -> str:
@@ -42,13 +43,15 @@ def rel(path: pathlib.Path) -> str:
 
 ffibuilder = FFI()
 ffibuilder.cdef(protocol_cdef(PROTOCOL_H.read_text()))
-ffibuilder.cdef(re.sub(r"/\*.*?\*/", "", HOST_H.read_text(), flags=re.S))
+for header in (HOST_H, MUTATE_H):
+    text = re.sub(r"/\*.*?\*/", "", header.read_text(), flags=re.S)
+    ffibuilder.cdef("\n".join(line for line in text.splitlines() if not line.startswith("#")))
 ffibuilder.cdef("static char *const FS_PROTOCOL_DIGEST;")
 ffibuilder.set_source(
     "forkserver._native",
-    '#include "fs_protocol.h"\n#include "fs_host.h"\n'
+    '#include "fs_protocol.h"\n#include "fs_host.h"\n#include "fs_mutate.h"\n'
     f'static char *const FS_PROTOCOL_DIGEST = "{protocol_digest()}";\n',
-    sources=[rel(CSRC / "host" / "fs_host.c"), rel(CSRC / "common" / "dirty_probe.c")],
+    sources=[rel(CSRC / "host" / "fs_host.c"), rel(CSRC / "host" / "fs_mutate.c"), rel(CSRC / "common" / "dirty_probe.c")],
     include_dirs=[rel(CSRC / "include"), rel(CSRC / "host"), rel(CSRC / "common")],
     extra_compile_args=["-O2", "-Wall"],
 )

@@ -185,8 +185,22 @@ class SnapshotExecutor(ForkExecutor):
         if not self.runner_pid:
             self._start_runner()
         self._fill_batch(batch)
+        self._set_checks(hash_maps)
+
+    def _set_checks(self, hash_maps: bool) -> None:
         self.ctl.check_coverage = ((lib.FS_CHECK_HASH if hash_maps else 0)
                                    | (lib.FS_CHECK_NOVELTY if self.virgin is not None else 0))
+
+    def run_loaded_batch(self, collect_map: bool = False, keep_map: bool = False) -> list[ExecResult]:
+        """Runs the batch already in the control block (mutators.Havoc.fill_batch writes
+        mutants there), in one wake-up. The results stop at an input that crashed, hung
+        or made the runner retire: the rest of that batch did not run."""
+        count = self.ctl.batch_count
+        if not self.runner_pid:
+            self._start_runner()  # a new runner starts with an empty batch
+            self.ctl.batch_count = count
+        self._set_checks(hash_maps=not collect_map)
+        return self._run_loaded(count, collect_map, keep_map)
 
     def run_c_loop(self, batch: list[bytes], repeats: int) -> LoopResult:
         """Runs one batch `repeats` times from C (fs_host_snapshot_loop), one wake-up
@@ -214,6 +228,9 @@ class SnapshotExecutor(ForkExecutor):
 
     def _run_one_batch(self, batch: list[bytes], collect_map: bool, keep_map: bool = False) -> list[ExecResult]:
         self.load_batch(batch, hash_maps=not collect_map)
+        return self._run_loaded(len(batch), collect_map, keep_map)
+
+    def _run_loaded(self, count: int, collect_map: bool, keep_map: bool) -> list[ExecResult]:
         ctl_w, st_r = self._server_fds()
         self.wakeups += 1
         try:
@@ -223,13 +240,13 @@ class SnapshotExecutor(ForkExecutor):
             raise TargetError(f"the fork server of {self.target.path} died ({exc}); "
                               f"stderr: {self.session.proc.stderr_tail()}") from exc
         b = self._batch
-        completed = min(self.ctl.completed, len(batch))
+        completed = min(self.ctl.completed, count)
         results = [self._result_from_ctl(i, collect_map and i == completed - 1, keep_map) for i in range(completed)]
         if b.done:
             return results
         # the runner is gone
         self.runner_pid = 0
-        if completed >= len(batch):
+        if completed >= count:
             return results  # after the last input: killed as it finished, its results stand
         if self.ctl.retired and not b.timed_out:
             self.runner_retirements += 1
