@@ -253,23 +253,18 @@ static void attach_fuzz_shm(void) {
     fs_st->shm_fuzz_accepted = 1;
 }
 
-/* Shared, so that no restore rolls it back: it is what every input found so far. */
-static void attach_virgin_map(void) {
-    void *p = shmat(fs_st->cfg.virgin_shm_id, NULL, 0);
+/* A segment the orchestrator made, read-write; a runner that cannot attach it dies. */
+static void *attach_segment(int id, const char *what) {
+    void *p = shmat(id, NULL, 0);
     if (p == (void *)-1) {
-        FS_PWARN("cannot attach the virgin map (shm id %d)", fs_st->cfg.virgin_shm_id);
+        FS_PWARN("cannot attach the %s (shm id %d)", what, id);
         die_exit(FS_ERR_EXIT_BASE + FS_ERROR_SHM_OPEN);
     }
-    fs_st->virgin = p;
+    return p;
 }
 
 static void attach_control_block(void) {
-    void *p = shmat(fs_st->cfg.ctl_shm_id, NULL, 0);
-    if (p == (void *)-1) {
-        FS_PWARN("cannot attach the control block (shm id %d)", fs_st->cfg.ctl_shm_id);
-        die_exit(FS_ERR_EXIT_BASE + FS_ERROR_SHM_OPEN);
-    }
-    fs_st->ctl = p;
+    fs_st->ctl = attach_segment(fs_st->cfg.ctl_shm_id, "control block");
     if (fs_st->ctl->magic != FS_CTL_MAGIC || fs_st->ctl->version != FS_CTL_VERSION) {
         FS_WARN("control block has the wrong version: runtime and orchestrator do not match");
         die_exit(FS_ERR_EXIT_BASE + FS_ERROR_SHM_OPEN);
@@ -370,7 +365,8 @@ void fs_server_start(void) {
     }
     fs_st->direct = cfg->mode == FS_MODE_SNAPSHOT && cfg->ctl_shm_id >= 0;
     if (cfg->ctl_shm_id >= 0) attach_control_block();
-    if (cfg->virgin_shm_id >= 0) attach_virgin_map();
+    /* shared, so that no restore rolls it back: it is what every input found so far */
+    if (cfg->virgin_shm_id >= 0) fs_st->virgin = attach_segment(cfg->virgin_shm_id, "virgin map");
     if (cfg->input_file) {
         fs_st->input_fd = fs_move_fd_high(open(cfg->input_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
         if (fs_st->input_fd < 0) FS_PWARN("cannot open the input file %s", cfg->input_file);
