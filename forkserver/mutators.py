@@ -145,3 +145,17 @@ def load_dictionary(path: str | os.PathLike) -> list[bytes]:
     if not tokens:
         raise InputError(f"dictionary {p} holds no tokens")
     return tokens
+
+
+def parse_autodict(blob: bytes) -> list[bytes]:
+    """The tokens of the dictionary an AFL++ build hands over in its handshake (an LTO
+    build's autodictionary): `[u8 len][bytes]` entries. A truncated last entry is left
+    out."""
+    tokens, i = [], 0
+    while i < len(blob):
+        n = blob[i]
+        token = blob[i + 1:i + 1 + n]
+        if n and len(token) == n:
+            tokens.append(token)
+        i += 1 + n
+    return tokens

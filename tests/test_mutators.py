@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from conftest import HARNESS_DIR
 from forkserver.errors import InputError
 from forkserver.executors import SnapshotExecutor
-from forkserver.mutators import Havoc, load_dictionary, parse_dictionary
+from forkserver.mutators import Havoc, load_dictionary, parse_autodict, parse_dictionary
 from forkserver.target import Target
 
 
@@ -150,3 +150,9 @@ def test_dictionary_files_and_directories(tmp_path):
     assert load_dictionary(d) == [b"\x00\x01", b"GIF89a"]
     with pytest.raises(InputError, match="no such dictionary"):
         load_dictionary(tmp_path / "missing.dict")
+
+
+def test_autodictionary_entries():
+    blob = bytes([4]) + b"IHDR" + bytes([1]) + b"\x00" + bytes([0]) + bytes([6]) + b"GIF89a" + bytes([9]) + b"cut"
+    assert parse_autodict(blob) == [b"IHDR", b"\x00", b"GIF89a"]
+    assert parse_autodict(b"") == []
