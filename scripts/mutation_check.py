@@ -192,6 +192,9 @@ FAULTS = [
     Fault("dict-escapes", "forkserver/mutators.py", "            out.append(int(text[i + 2:i + 4], 16))",
           "            out.append(int(text[i + 2:i + 4], 10) if text[i + 2:i + 4].isdigit() else 0)",
           ["tests/test_mutators.py"], "\\xNN escapes read as decimal"),
+    # ---- the output directory ----
+    Fault("resume-ids", "forkserver/outdir.py", "return max(ids, default=-1) + 1", "return 0",
+          ["tests/test_outdir.py"], "a resumed run numbers its entries from 0 again, over the earlier ones"),
     # ---- the bench ----
     Fault("ratio-vs-best", "forkserver/bench/*.py", "            return r.median_eps()",
           "            return max(t.execs_per_sec for t in r.trials)", ["tests/test_bench.py", "-k", "ratio"],
