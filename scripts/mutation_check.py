@@ -195,6 +195,9 @@ FAULTS = [
     # ---- the output directory ----
     Fault("resume-ids", "forkserver/outdir.py", "return max(ids, default=-1) + 1", "return 0",
           ["tests/test_outdir.py"], "a resumed run numbers its entries from 0 again, over the earlier ones"),
+    Fault("crash-counts", "forkserver/feedbacks.py", "np.where(counts != 0, np.uint8(128), np.uint8(1))",
+          "np.where(counts != 0, counts, np.uint8(1))", ["tests/test_feedbacks.py"],
+          "crashes de-duplicated by hit counts, not by the edges they hit"),
     # ---- the bench ----
     Fault("ratio-vs-best", "forkserver/bench/*.py", "            return r.median_eps()",
           "            return max(t.execs_per_sec for t in r.trials)", ["tests/test_bench.py", "-k", "ratio"],
