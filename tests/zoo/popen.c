@@ -1,23 +1,19 @@
 /* popen.c - an input runs popen("echo hi", "r"), reads the shell's output and closes
  * the stream. Input 'A' returns 30 + the number of bytes read (33 for "hi\n"), plus 40
  * if the bytes are not "hi\n", plus 80 if pclose() reports anything but exit status 0;
- * 90 if popen fails; any other first byte only observes. Every input first observes:
- * bit 1, this process has a child; bit 2, the signal mask is not empty; bit 4, the
- * lowest free fd is not the one it was at init (a pipe end left open). An observing
- * input exits with those bits; 'A' exits 200 + the bits instead of its result when any
- * is set. Fork mode: 'A' -> 33, anything else -> 0. A leak looks like the shell dying
+ * 90 if popen fails; any other first byte only observes. Every input first observes
+ * (zoo_child.h): bit 1, this process has a child; bit 2, the signal mask is not empty;
+ * bit 4, SIGCHLD is not at SIG_DFL; bit 8, the lowest free fd is not the one it was at
+ * init (a pipe end left open). An observing input exits with those bits; 'A' exits
+ * 200 + the bits instead of its result when any is set. Fork mode: 'A' -> 33, anything else -> 0. A leak looks like the shell dying
  * of what the runner left in it (no output, a bad pclose status), or a later input that
  * still sees the child or the pipe.
  */
 #define _GNU_SOURCE
-#include "forkserver.h"
+#include "zoo_child.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 static int init_lowest_fd;
 
@@ -27,33 +23,14 @@ static int lowest_free_fd(void) {
     return fd;
 }
 
-static int observe(void) {
-    int leak = 0;
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0) leak |= 1;
-    sigset_t cur;
-    sigprocmask(SIG_BLOCK, NULL, &cur);
-    if (!sigisemptyset(&cur)) leak |= 2;
-    if (lowest_free_fd() != init_lowest_fd) leak |= 4;
-    return leak;
-}
+static int fd_left_open(void) { return lowest_free_fd() != init_lowest_fd ? 8 : 0; }
 
 int main(void) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGCHLD, SIG_DFL);
     init_lowest_fd = lowest_free_fd();
-    FORKSERVER_INIT();
-
-    unsigned char in[16];
-    ssize_t n = read(0, in, sizeof in);
-    int leak = observe();
-    if (n < 1 || in[0] != 'A') return leak;
-
+    int leak;
+    if (!zoo_child_start_with(&leak, fd_left_open)) return leak;
     FILE *p = popen("echo hi", "r");
-    if (!p) return leak ? 200 + leak : 90;
+    if (!p) return zoo_child_exit(90, leak);
     char buf[64];
     size_t got = fread(buf, 1, sizeof buf, p);
     int st = pclose(p);
@@ -61,5 +38,5 @@ int main(void) {
     if (got != 3 || memcmp(buf, "hi\n", 3) != 0) r += 40;
     if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) r += 80;
     if (r > 199) r = 199;
-    return leak ? 200 + leak : r;
+    return zoo_child_exit(r, leak);
 }
