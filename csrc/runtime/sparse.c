@@ -192,11 +192,19 @@ int fs_sparse_in_trapped_hole(uintptr_t addr) {
     return h && h->trapped;
 }
 
+/* The work follows the trapped holes the range meets, not its length: a program may
+ * mprotect a terabyte of a hole, and every kernel write is announced here. */
 void fs_sparse_note_write(uintptr_t addr, size_t len) {
-    for (uintptr_t p = addr & ~(GRANULE - 1); p < addr + len; p += GRANULE) {
-        uintptr_t at = p < addr ? addr : p;
-        const struct fs_hole *h = fs_sparse_hole_at(at);
-        if (h && h->trapped && !SNAP->heated_overflow && !heated(at)) heat(h, at);
+    struct fs_snapshot *s = SNAP;
+    uintptr_t end = addr + len;
+    for (int i = 0; i < s->hole_count && !s->heated_overflow; i++) {
+        const struct fs_hole *h = &s->holes[i];
+        if (!h->trapped || h->end <= addr || h->start >= end) continue;
+        uintptr_t from = addr > h->start ? addr : h->start, to = end < h->end ? end : h->end;
+        for (uintptr_t p = from & ~(GRANULE - 1); p < to && !s->heated_overflow; p += GRANULE) {
+            uintptr_t at = p < from ? from : p;
+            if (!heated(at)) heat(h, at);
+        }
     }
 }
 
