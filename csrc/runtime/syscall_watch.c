@@ -55,7 +55,7 @@ static const int always_trapped[] = {
     SYS_mmap, SYS_mprotect, SYS_munmap, SYS_brk, SYS_mremap, SYS_rt_sigaction, SYS_rt_sigprocmask,
     SYS_sigaltstack, SYS_setitimer, SYS_alarm, SYS_close_range, SYS_timer_create, SYS_execve, SYS_execveat,
     SYS_chdir, SYS_fchdir, SYS_umask, SYS_setrlimit, SYS_prlimit64, SYS_prctl, SYS_setpriority,
-    SYS_sched_setaffinity, SYS_personality, SYS_arch_prctl, SYS_madvise,
+    SYS_sched_setaffinity, SYS_personality, SYS_arch_prctl,
 };
 
 /* Process state no restore can take back: the runner retires after the input. */
@@ -606,6 +606,16 @@ static int build_filter(struct filter *f, int with_kernel_writes) {
         ret(f, SECCOMP_RET_ALLOW);
     }
     trap_if_fd_arg(f, SYS_close, 0);
+    /* madvise: only the advice that throws pages' contents away (see note_discard) */
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 0, 8);
+    load(f, ARG_LO(2));
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_DONTNEED, 4, 0);
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_FREE, 3, 0);
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_REMOVE, 2, 0);
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, FS_MADV_DONTNEED_LOCKED, 1, 0);
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, FS_MADV_GUARD_INSTALL, 0, 1);
+    ret(f, SECCOMP_RET_TRAP);
+    ret(f, SECCOMP_RET_ALLOW);
     /* clone() of a thread (CLONE_THREAD); processes are let through: the child runs
      * the same handler, which sees it is not the runner */
     JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
