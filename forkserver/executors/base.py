@@ -9,6 +9,7 @@ from ..config import SETTINGS
 from ..errors import InputError, TargetStartError
 from ..native import lib
 from ..novelty import Novelty, VirginMap
+from ..sanitizers import report_summary
 from ..observers import CoverageMap, summarize
 from ..target import Target
 
@@ -200,8 +201,6 @@ class StderrLog:
 def add_sanitizer_report(result: ExecResult, log: StderrLog) -> ExecResult:
     """A crash carries the summary of the sanitizer report it left on stderr, if any."""
     if result.outcome is Outcome.CRASH:
-        from ..sanitizers import report_summary
-
         result.sanitizer = report_summary(log.new_text())
     return result
 

@@ -153,12 +153,9 @@ class ForkExecutor(Executor):
         self.deliver(data)
         self.map.clear()
         res = self._result
-        try:
-            check(lib.fs_host_fork_run(self.session.proc.ctl_w, self.session.proc.st_r, self.was_killed,
-                                       self.timeout_ms, res), "fork server")
-        except NativeError as exc:
-            raise TargetError(f"the fork server of {self.target.path} died ({exc}); "
-                              f"stderr: {self.session.proc.stderr_tail()}") from exc
+        proc = self.session.proc
+        self._check_server(lib.fs_host_fork_run(proc.ctl_w, proc.st_r, self.was_killed, self.timeout_ms, res),
+                           "fork server")
         self.was_killed = 1 if res.timed_out else 0
         outcome, sig, code = outcome_from_status(res.status, bool(res.timed_out))
         result = add_sanitizer_report(ExecResult(outcome, sig, code, exec_us=res.exec_ns / 1000), self.session.stderr)
@@ -170,14 +167,19 @@ class ForkExecutor(Executor):
         self.deliver(data)
         wall_ns = ffi.new("unsigned long long *")
         tally = ffi.new("struct fs_loop_tally *")
+        proc = self.session.proc
+        self._check_server(lib.fs_host_fork_loop(proc.ctl_w, proc.st_r, ffi.cast("unsigned char *", self.map_shm.ptr),
+                                                 self.map.map_size, self.timeout_ms, runs, wall_ns, tally),
+                           "fork C loop")
+        return loop_result(tally, wall_ns[0])
+
+    def _check_server(self, rc: int, what: str) -> None:
+        """A helper's return code; a failure means the fork server (or runner) is gone."""
         try:
-            check(lib.fs_host_fork_loop(self.session.proc.ctl_w, self.session.proc.st_r,
-                                        ffi.cast("unsigned char *", self.map_shm.ptr), self.map.map_size,
-                                        self.timeout_ms, runs, wall_ns, tally), "fork C loop")
+            check(rc, what)
         except NativeError as exc:
             raise TargetError(f"the fork server of {self.target.path} died ({exc}); "
                               f"stderr: {self.session.proc.stderr_tail()}") from exc
-        return loop_result(tally, wall_ns[0])
 
     def close(self) -> None:
         """Stops the target and frees what it used; a second call does nothing."""

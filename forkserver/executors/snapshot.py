@@ -5,7 +5,7 @@ import errno
 
 from ..config import SETTINGS
 from ..doctor import BACKEND_IDS
-from ..errors import BackendUnavailable, NativeError, RunnerError, TargetError, TargetStartError
+from ..errors import BackendUnavailable, RunnerError, TargetError, TargetStartError
 from ..native import check, const_str, ffi, lib
 from ..novelty import novelty_from_flags
 from .base import (ExecResult, LoopResult, Outcome, add_sanitizer_report, check_input_size, describe_status,
@@ -216,11 +216,7 @@ class SnapshotExecutor(ForkExecutor):
         if rc == -errno.ECHILD:
             self.runner_pid = 0
             return loop_result(tally, wall_ns[0])
-        try:
-            check(rc, "snapshot C loop")
-        except NativeError as exc:
-            raise TargetError(f"the fork server of {self.target.path} died ({exc}); "
-                              f"stderr: {self.session.proc.stderr_tail()}") from exc
+        self._check_server(rc, "snapshot C loop")
         self.wakeups += repeats
         out = loop_result(tally, wall_ns[0])
         out.last_batch = [self._result_from_ctl(i, False) for i in range(min(self.ctl.completed, len(batch)))]
@@ -233,12 +229,8 @@ class SnapshotExecutor(ForkExecutor):
     def _run_loaded(self, count: int, collect_map: bool, keep_map: bool) -> list[ExecResult]:
         ctl_w, st_r = self._server_fds()
         self.wakeups += 1
-        try:
-            check(lib.fs_host_snapshot_run(ctl_w, st_r, self.ctl, self.runner_pid, self.timeout_ms, self._batch),
-                  "snapshot runner")
-        except NativeError as exc:
-            raise TargetError(f"the fork server of {self.target.path} died ({exc}); "
-                              f"stderr: {self.session.proc.stderr_tail()}") from exc
+        self._check_server(lib.fs_host_snapshot_run(ctl_w, st_r, self.ctl, self.runner_pid, self.timeout_ms,
+                                                    self._batch), "snapshot runner")
         b = self._batch
         completed = min(self.ctl.completed, count)
         results = [self._result_from_ctl(i, collect_map and i == completed - 1, keep_map) for i in range(completed)]
