@@ -35,6 +35,11 @@ class AutoExecutor(Executor):
         self.active.use_virgin(virgin)
         self.fallback.use_virgin(virgin)
 
+    def set_timeout(self, timeout_ms: int) -> None:
+        super().set_timeout(timeout_ms)
+        self.active.set_timeout(timeout_ms)
+        self.fallback.set_timeout(timeout_ms)
+
     def start(self) -> None:
         self.active.start()
         self.backend = self.active.backend
@@ -47,14 +52,20 @@ class AutoExecutor(Executor):
         results = self.active.run_batch(inputs, collect_maps, keep_maps)
         for i, result in enumerate(results):
             if result.thread_started and self.active is not self.fallback:
-                self._fall_back()
+                self.fall_back()
                 again = self.fallback.run_batch(inputs[i:], collect_maps, keep_maps)
                 # the snapshot runner classified the input it retired on before retiring
                 again[0].novelty = _larger(result.novelty, again[0].novelty)
                 return results[:i] + again
         return results
 
-    def _fall_back(self) -> None:
+    @property
+    def snapshot(self) -> SnapshotExecutor | None:
+        """The snapshot executor while it runs the inputs, None after the fall-back."""
+        return self.active if isinstance(self.active, SnapshotExecutor) else None
+
+    def fall_back(self) -> None:
+        """From now on, fork mode (the snapshot runner could not give exact results)."""
         self.active.close()
         self.active = self.fallback
         self.mode, self.backend = "fork", None

@@ -261,6 +261,10 @@ class Executor:
         AFL, where they have virgin maps of their own."""
         self.virgin = virgin
 
+    def set_timeout(self, timeout_ms: int) -> None:
+        """The timeout of the runs from now on."""
+        self.timeout_ms = timeout_ms
+
     def start(self) -> None:
         raise NotImplementedError
 

@@ -191,16 +191,46 @@ class SnapshotExecutor(ForkExecutor):
         self.ctl.check_coverage = ((lib.FS_CHECK_HASH if hash_maps else 0)
                                    | (lib.FS_CHECK_NOVELTY if self.virgin is not None else 0))
 
-    def run_loaded_batch(self, collect_map: bool = False, keep_map: bool = False) -> list[ExecResult]:
+    def run_loaded_batch(self, collect_map: bool = False, keep_map: bool = False,
+                         hash_maps: bool | None = None) -> list[ExecResult]:
         """Runs the batch already in the control block (mutators.Havoc.fill_batch writes
         mutants there), in one wake-up. The results stop at an input that crashed, hung
-        or made the runner retire: the rest of that batch did not run."""
+        or made the runner retire: the rest of that batch did not run. hash_maps: the
+        runtime hashes each map (by default when the map is not collected)."""
         count = self.ctl.batch_count
         if not self.runner_pid:
             self._start_runner()  # a new runner starts with an empty batch
             self.ctl.batch_count = count
-        self._set_checks(hash_maps=not collect_map)
+        self._set_checks(hash_maps=not collect_map if hash_maps is None else hash_maps)
         return self._run_loaded(count, collect_map, keep_map)
+
+    def run_whole_loaded_batch(self, hash_maps: bool = False) -> list[ExecResult]:
+        """Runs every input of the loaded batch: past a crash, hang or retirement, a new
+        runner takes the rest, which is still in the control block. results[i] is input
+        i's (loaded_input(i) gives its bytes back until the next batch is loaded). The
+        input a runner died in carries its map (ExecResult.coverage)."""
+        count = self.ctl.batch_count
+        offsets = list(ffi.unpack(self.ctl.input_offsets, count))
+        results: list[ExecResult] = []
+        while len(results) < count:
+            got = self.run_loaded_batch(keep_map=True, hash_maps=hash_maps)
+            if not got:  # retired before its first input finished: charge that input
+                got = [ExecResult(Outcome.ERROR, detail=self._error_detail() or "the runner retired")]
+            results.extend(got)
+            rest = offsets[len(results):]
+            if rest:
+                self.ctl.input_offsets[0:len(rest)] = rest
+                self.ctl.batch_count = len(rest)
+        self.ctl.input_offsets[0:count] = offsets
+        self.ctl.batch_count = count
+        return results
+
+    def loaded_input(self, i: int) -> bytes:
+        """The bytes of input i of the batch in the control block."""
+        off = self.ctl.input_offsets[i]
+        area = ffi.buffer(self.ctl.input_area + off, 4)
+        n = int.from_bytes(area[:], "little")
+        return bytes(ffi.buffer(self.ctl.input_area + off + 4, n))
 
     def run_c_loop(self, batch: list[bytes], repeats: int) -> LoopResult:
         """Runs one batch `repeats` times from C (fs_host_snapshot_loop), one wake-up
