@@ -149,6 +149,79 @@ def cmd_showmap(args, command) -> int:
     return 0 if result.outcome.value == "ok" else 2
 
 
+def _default_seeds(source: Path) -> Path | None:
+    """The bundled corpus of a bundled harness: harnesses/NAME.c -> corpora/NAME."""
+    candidate = source.resolve().parent.parent / "corpora" / source.stem
+    return candidate if candidate.is_dir() else None
+
+
+def _fresh_output(stem: str) -> Path:
+    base = Path("fuzz-out") / stem
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{stem}-{n}")
+    return path
+
+
+def cmd_fuzz(args, command) -> int:
+    import shlex
+    import signal
+
+    from .executors import make_executor
+    from .fuzzer import FuzzOptions, Fuzzer
+    from .inputs import read_inputs
+    from .monitor import make_monitor
+    from .mutators import load_dictionary
+    from .objectives import hang_timeout_for
+    from .outdir import OutputDir
+
+    if args.target and command:
+        raise UsageError("give the target either after `--` or as the only argument, not both")
+    command = command or ([args.target] if args.target else [])
+    if not command:
+        raise UsageError("no target given: `forkserver fuzz -i SEEDS -o OUT -- TARGET [ARGS]`")
+    if args.batch < 1 or args.batch > 1024:
+        raise UsageError("--batch takes 1 to 1024 inputs per wake-up")
+    for name in ("max_time", "runs"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    timeout_ms, cpu = _check_exec_options(args)
+    resume = args.resume or args.input == "-"
+    seeds_dir = args.input
+    source = Path(command[0])
+    if seeds_dir is None and not resume:
+        seeds_dir = _default_seeds(source) if source.suffix in (".c", ".cc", ".cpp") else None
+        if seeds_dir is None:
+            raise UsageError("no seeds given: -i DIR (or -i - to resume an output directory)")
+    out = Path(args.output) if args.output else _fresh_output(source.stem)
+    tokens = []
+    for d in args.dict or []:
+        tokens += load_dictionary(d)
+    seeds = None if resume else read_inputs(seeds_dir, on_skip=_note)
+    if resume and args.input not in (None, "-"):
+        _note(f"resuming {out}: the seeds in {args.input} are not read again")
+    target = _target(command, args)  # a bad target is refused before anything is written
+    outdir = OutputDir.open(out, args.name, resume=resume)
+    with target:
+        executor = make_executor(args.mode, target, timeout_ms, args.backend, cpu)
+        mode_for_repro = "snapshot" if executor.mode == "snapshot" else executor.mode
+        options = FuzzOptions(
+            seed=args.seed, hang_timeout_ms=args.hang_timeout or hang_timeout_for(timeout_ms),
+            max_time=args.max_time, max_runs=args.runs, exit_on_crash=args.exit_on_crash, batch=args.batch,
+            tokens=tokens, repro_prefix=["forkserver", "run", "--mode", mode_for_repro, "-t", str(timeout_ms)],
+            target_command=command, command_line=["forkserver", "fuzz"] + sys.argv[2:])
+        monitor = make_monitor(live=False if args.plain else None)
+        monitor.event(f"output in {outdir.path}; seeds {'(resumed)' if resume else seeds_dir}; "
+                      f"target {shlex.join(command)}")
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
+        try:
+            return Fuzzer(executor, outdir, options, monitor).run(seeds, resume=resume)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_build(args, extra) -> int:
     from .build import build
 
@@ -219,6 +292,28 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", dest="output", help="write the map here instead of stdout")
     p.add_argument("-r", "--raw", action="store_true", help="raw hit counts, like afl-showmap -r")
     p.set_defaults(func=cmd_showmap)
+
+    p = sub.add_parser("fuzz", help="coverage-guided fuzzing, in batches on the snapshot engine",
+                       description="Fuzz TARGET (after `--`, or a harness source as the only argument). "
+                                   "The output directory has afl-fuzz's layout.")
+    _add_exec_options(p, ["auto", "snapshot", "fork", "persistent"])
+    p.add_argument("target", nargs="?", help="a harness source or binary (instead of `-- TARGET ARGS`)")
+    p.add_argument("-i", dest="input", help="seed file or directory; `-` resumes the output directory")
+    p.add_argument("-o", dest="output", help="output directory (default: a fresh one under fuzz-out/)")
+    p.add_argument("--name", default="default", help="this instance's directory inside -o")
+    p.add_argument("--resume", action="store_true", help="resume the run in the output directory")
+    p.add_argument("-x", dest="dict", action="append", metavar="DICT",
+                   help="dictionary: AFL or libFuzzer file (file@LEVEL), or a directory of tokens; repeatable")
+    p.add_argument("-s", dest="seed", type=int, default=0, help="random seed (same seed, same mutants)")
+    p.add_argument("--max-time", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--runs", type=int, metavar="N", help="stop after N executions")
+    p.add_argument("--exit-on-crash", action="store_true",
+                   help="stop at the first saved crash, with exit status 77")
+    p.add_argument("--hang-timeout", type=int, metavar="MS",
+                   help="a timeout is a hang if it also times out with this (default 2x -t, at least 1000)")
+    p.add_argument("--batch", type=int, default=256, help="snapshot mode: mutants per wake-up (1-1024)")
+    p.add_argument("--plain", action="store_true", help="plain status lines even on a terminal")
+    p.set_defaults(func=cmd_fuzz)
 
     p = sub.add_parser("build", help="compile a harness with the runtime and coverage")
     p.add_argument("sources", nargs="+")

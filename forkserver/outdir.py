@@ -75,10 +75,11 @@ class OutputDir:
 
     @classmethod
     def open(cls, out: str | os.PathLike, name: str = "default", resume: bool = False) -> "OutputDir":
-        """OUT/NAME, made fresh; an instance already there is resumed only when asked
-        (afl-fuzz's `-i -`, or --resume), and refused otherwise, with nothing touched."""
+        """OUT/NAME, made fresh; an instance already there (one that saved an entry) is
+        resumed only when asked (afl-fuzz's `-i -`, or --resume), and refused otherwise,
+        with nothing touched."""
         path = Path(out) / name
-        existing = (path / "fuzzer_stats").exists() or (path / "queue").is_dir()
+        existing = any(_has_entries(path / sub) for sub in ("queue", "crashes", "hangs"))
         if existing and not resume:
             raise UsageError(f"{path} holds an earlier run: resume it with `-i -` or --resume, "
                              "or choose another -o")
@@ -89,6 +90,8 @@ class OutputDir:
                 (path / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot create the output directory {path}: {exc.strerror}") from None
+        for leftover in path.glob(".tmp-*"):  # an entry being written when a run was killed
+            leftover.unlink(missing_ok=True)
         return cls(path)
 
     @staticmethod
@@ -147,6 +150,15 @@ class OutputDir:
 
     def write_cmdline(self, argv: list[str]) -> None:
         (self.path / "cmdline").write_text("\n".join(argv) + "\n")
+
+
+def _has_entries(directory: Path) -> bool:
+    """A directory of an earlier run that saved something (a start that failed saves
+    nothing, and is no run to protect)."""
+    try:
+        return any(_ID.match(p.name) for p in directory.iterdir())
+    except OSError:
+        return False
 
 
 def _safe(text: str) -> str:

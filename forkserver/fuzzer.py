@@ -1,0 +1,379 @@
+"""The fuzzing loop of `forkserver fuzz`: schedule an entry, run a batch of its havoc
+mutants, keep what the feedbacks and objectives want.
+
+In snapshot mode the mutants are written by C straight into the runner's control block
+and a whole batch runs in one wake-up; the runner classifies each input against the
+virgin map. Python looks only at the flagged inputs (new coverage, crashes, hangs):
+it reads their bytes back, calibrates or confirms them, and saves them. Fork and
+persistent mode run the same loop one input per round trip."""
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .calibration import Stability, calibrate
+from .corpus import Corpus, Entry
+from .errors import InputError, RunnerError
+from .executors import ExecResult, Executor, Outcome, SnapshotExecutor
+from .executors import AutoExecutor
+from .monitor import Monitor, Status
+from .mutators import Havoc, parse_autodict
+from .novelty import Novelty, VirginMap
+from .objectives import Objectives
+from .outdir import OutputDir, Stats
+from .scheduler import Scheduler
+
+EXIT_ON_CRASH_STATUS = 77  # libFuzzer's exit status for a crash found
+STATS_EVERY_S = 5.0        # fuzzer_stats and plot_data
+
+
+@dataclass
+class FuzzOptions:
+    seed: int = 0
+    hang_timeout_ms: int = 2000
+    max_time: float | None = None
+    max_runs: int | None = None
+    exit_on_crash: bool = False
+    batch: int = 256                     # mutants per wake-up in snapshot mode
+    tokens: list[bytes] = field(default_factory=list)
+    repro_prefix: list[str] = field(default_factory=list)   # `forkserver run --mode M`
+    target_command: list[str] = field(default_factory=list)
+    command_line: list[str] = field(default_factory=list)
+
+
+class Stop(Exception):
+    """Ends the campaign: a limit was reached, or --exit-on-crash saw a crash."""
+
+
+class Fuzzer:
+    def __init__(self, executor: Executor, outdir: OutputDir, options: FuzzOptions, monitor: Monitor):
+        self.executor = executor
+        self.out = outdir
+        self.opts = options
+        self.monitor = monitor
+        self.virgin = VirginMap()
+        executor.use_virgin(self.virgin)
+        self.corpus = Corpus()
+        self.rng = np.random.default_rng(options.seed)
+        self.scheduler = Scheduler(self.corpus, self.rng)
+        self.objectives = Objectives(options.hang_timeout_ms)
+        self.stability = Stability()
+        self.status = Status()
+        self.execs = 0
+        self.execs_before = 0        # a resumed run's earlier execs
+        self.runtime_before = 0.0
+        self.crash_repros: list[tuple[str, str]] = []
+        self.stop_reason = ""
+        self.found_crash = False
+        self._started = time.monotonic()
+        self._last_stats = 0.0
+        self._rate_mark = (time.monotonic(), 0)
+        self.havoc: Havoc | None = None
+
+    # ---- the campaign ----
+
+    def run(self, seeds: list[tuple[str, bytes]] | None, resume: bool = False) -> int:
+        """Fuzzes until a limit or Ctrl-C; returns the exit status."""
+        with self.executor:
+            self._setup_havoc()
+            self.status.mode = self.executor.mode
+            self.status.backend = self.executor.backend if self.executor.mode == "snapshot" else None
+            self.status.map_size = self._map_size()
+            self.out.write_cmdline(self.opts.command_line)
+            self.monitor.start(self._refresh())
+            try:
+                if resume:
+                    self._resume()
+                else:
+                    self._load_seeds(seeds or [])
+                while True:
+                    self._fuzz_one(self.scheduler.next())
+            except Stop as stop:
+                self.stop_reason = str(stop)
+            except KeyboardInterrupt:
+                self.stop_reason = "interrupted"
+            finally:
+                self._flush()
+                final = self._refresh()
+                self.objectives.close()
+                self.virgin.close()
+        self.monitor.stop(final, self.stop_reason, self.crash_repros)
+        return EXIT_ON_CRASH_STATUS if self.opts.exit_on_crash and self.found_crash else 0
+
+    def _setup_havoc(self) -> None:
+        tokens = list(self.opts.tokens)
+        session = getattr(self._active(), "session", None)
+        if session is not None and session.autodict:
+            auto = parse_autodict(session.autodict)
+            tokens += auto
+            self.monitor.event(f"the target offered {len(auto)} dictionary tokens")
+        self.havoc = Havoc(self.opts.seed, tokens)
+
+    def _active(self) -> Executor:
+        return self.executor.active if isinstance(self.executor, AutoExecutor) else self.executor
+
+    def _snapshot(self) -> SnapshotExecutor | None:
+        ex = self._active()
+        return ex if isinstance(ex, SnapshotExecutor) else None
+
+    def _map_size(self) -> int:
+        m = getattr(self._active(), "map", None)
+        return m.map_size if m is not None else 0
+
+    # ---- seeds and resume ----
+
+    def _load_seeds(self, seeds: list[tuple[str, bytes]]) -> None:
+        problems = []
+        for name, data in seeds:
+            self._tick()
+            cal = self._calibrate(data)
+            if cal.outcome is Outcome.OK:
+                path = self.out.add_seed(data, name)
+                self._add_entry(path, data, cal, depth=1, new_edges=True)
+            elif cal.outcome is Outcome.CRASH:
+                problems.append(f"{name} crashes")
+                self._save_crash(cal.first, data, src=0, op=f"seed_{name}")
+            else:
+                problems.append(f"{name} {'times out' if cal.outcome is Outcome.TIMEOUT else 'fails'}")
+        for p in problems:
+            self.monitor.event(f"seed {p}: not queued")
+        if not self.corpus.entries:
+            raise InputError(f"none of the {len(seeds)} seeds runs cleanly ({'; '.join(problems)}): the fuzzer needs "
+                             "at least one input the target accepts")
+
+    def _resume(self) -> None:
+        """Rebuilds the campaign from the output directory: every queue entry is run
+        again (coverage, speed), every saved crash too (so it is not saved twice)."""
+        old = read_stats(self.out.path / "fuzzer_stats")
+        self.execs_before = int(old.get("execs_done", 0))
+        self.runtime_before = float(old.get("run_time", 0))
+        entries = self.out.queue_entries()
+        if not entries:
+            raise InputError(f"nothing to resume in {self.out.path}: its queue is empty")
+        for ident, path in entries:
+            self._tick()
+            data = path.read_bytes()
+            cal = self._calibrate(data)
+            entry = Entry(ident, path, len(data), cal.exec_us, cal.edges, depth=1, new_edges=True)
+            self.corpus.add(entry)
+            self.scheduler.update_top_rated(entry)
+            if cal.outcome is not Outcome.OK:
+                self.monitor.event(f"queue entry {path.name} now ends {cal.outcome.value}; kept")
+        for path in sorted(self.out.crashes.iterdir()):
+            if path.name.startswith("id:"):
+                r = self._run(path.read_bytes(), keep_map=True)
+                if r.outcome is Outcome.CRASH:
+                    self.objectives.crashes.is_interesting(r)
+                self.status.crashes += 1
+        self.status.hangs = sum(1 for p in self.out.hangs.iterdir() if p.name.startswith("id:"))
+        self.monitor.event(f"resumed {len(entries)} queue entries, {self.status.crashes} crashes, "
+                           f"{self.status.hangs} hangs from {self.out.path}")
+
+    # ---- one entry's turn ----
+
+    def _fuzz_one(self, entry: Entry) -> None:
+        parent = self.corpus.data(entry)
+        energy = self.scheduler.energy(entry)
+        self.scheduler.mark_fuzzed(entry)
+        done = 0
+        while done < energy:
+            count = min(self.opts.batch, energy - done)
+            if self.opts.max_runs is not None:
+                count = min(count, max(self.opts.max_runs - self.execs, 0))
+                if count == 0:
+                    raise Stop(f"{self.opts.max_runs} runs done")
+            splice = self._splice_partner(entry)
+            snap = self._snapshot()
+            if snap is not None:
+                notable = self._run_snapshot_batch(snap, parent, count, splice)
+            else:
+                notable = self._run_one_by_one(parent, count, splice)
+            done += count
+            for result, data in notable:
+                self._handle(entry, result, data)
+            self._tick()
+
+    def _splice_partner(self, entry: Entry) -> bytes | None:
+        if len(self.corpus) < 2 or self.rng.integers(2):
+            return None
+        other = self.corpus[int(self.rng.integers(len(self.corpus)))]
+        return None if other is entry else self.corpus.data(other)
+
+    def _run_snapshot_batch(self, snap: SnapshotExecutor, parent: bytes, count: int,
+                            splice: bytes | None) -> list[tuple[ExecResult, bytes]]:
+        n = self.havoc.fill_batch(snap.ctl, parent, count, splice)
+        results = snap.run_whole_loaded_batch()
+        self.execs += n
+        # read the flagged inputs back before anything else is loaded into the block
+        return [(r, snap.loaded_input(i)) for i, r in enumerate(results) if _notable(r)]
+
+    def _run_one_by_one(self, parent: bytes, count: int, splice: bytes | None) -> list[tuple[ExecResult, bytes]]:
+        notable = []
+        for _ in range(count):
+            data = self.havoc.mutate(parent, splice)
+            r = self._run(data)
+            if r.outcome is not Outcome.OK:
+                r.coverage = self._active().map.snapshot()  # the map of the run that just ended
+            if _notable(r):
+                notable.append((r, data))
+        return notable
+
+    def _run(self, data: bytes, keep_map: bool = False) -> ExecResult:
+        self.execs += 1
+        return self.executor.run(data, keep_map=keep_map)
+
+    def _calibrate(self, data: bytes):
+        cal = calibrate(self.executor, data)
+        self.execs += 8 if cal.outcome is Outcome.OK else 1
+        return cal
+
+    # ---- what a notable input becomes ----
+
+    def _handle(self, parent: Entry, r: ExecResult, data: bytes) -> None:
+        if r.outcome is Outcome.ERROR:
+            self._engine_error(r)
+            r = self._run(data)  # once more, in fork mode
+            if r.outcome is not Outcome.OK:
+                r.coverage = self._active().map.snapshot()
+            if not _notable(r):
+                return
+        if r.outcome is Outcome.OK:
+            cal = self._calibrate(data)
+            if cal.outcome is Outcome.OK:
+                path = self.out.add_queue(data, src=parent.id, time_ms=self._ms(), execs=self._total_execs(),
+                                          op="havoc", new_edges=r.novelty is Novelty.NEW_EDGE)
+                self._add_entry(path, data, cal, parent.depth + 1, r.novelty is Novelty.NEW_EDGE)
+                self.status.last_find = time.time()
+        elif r.outcome is Outcome.CRASH:
+            if self.objectives.new_crash(r):
+                self._save_crash(r, data, parent.id, "havoc")
+        elif r.outcome is Outcome.TIMEOUT:
+            confirmed = self.objectives.confirm_hang(self.executor, data)
+            self.execs += 1
+            if confirmed.outcome is Outcome.TIMEOUT and self.objectives.new_hang(confirmed):
+                self.out.add_hang(data, src=parent.id, time_ms=self._ms(), execs=self._total_execs(), op="havoc")
+                self.status.hangs += 1
+                self.monitor.event(f"new hang ({self.objectives.hang_timeout_ms} ms)")
+            elif confirmed.outcome is Outcome.CRASH and self.objectives.new_crash(confirmed):
+                self._save_crash(confirmed, data, parent.id, "havoc")
+
+    def _engine_error(self, r: ExecResult) -> None:
+        if isinstance(self.executor, AutoExecutor) and self._snapshot() is not None:
+            self.executor.fall_back()
+            self.status.mode, self.status.backend = "fork", None
+            self.monitor.event(f"snapshot mode cannot run this target exactly ({r.detail}): fork mode from now on")
+            return
+        raise RunnerError(f"the snapshot runner failed: {r.detail} (use --mode auto to fall back to fork mode)")
+
+    def _add_entry(self, path: Path, data: bytes, cal, depth: int, new_edges: bool) -> Entry:
+        ident = int(path.name[3:9])
+        entry = Entry(ident, path, len(data), cal.exec_us, cal.edges, depth=depth, new_edges=new_edges,
+                      handicap=self.scheduler.cycles_done, variable=int(cal.variable.size))
+        self.corpus.add(entry)
+        self.stability.add(cal.variable)
+        self.scheduler.update_top_rated(entry)
+        return entry
+
+    def _save_crash(self, r: ExecResult, data: bytes, src: int, op: str) -> None:
+        path = self.out.add_crash(data, sig=r.signal or 0, src=src, time_ms=self._ms(), execs=self._total_execs(),
+                                  op=op)
+        self.status.crashes += 1
+        self.status.last_crash = time.time()
+        self.found_crash = True
+        repro = shlex.join(self.opts.repro_prefix + ["-i", str(path), "--"] + self.opts.target_command)
+        what = r.sanitizer or (f"signal {r.signal}" if r.signal else "")
+        self.crash_repros.append((repro, what))
+        self.monitor.event(f"new crash ({what}): {repro}")
+        if self.opts.exit_on_crash:
+            raise Stop("a crash was found (--exit-on-crash)")
+
+    # ---- figures ----
+
+    def _ms(self) -> int:
+        return int((self.runtime_before + time.monotonic() - self._started) * 1000)
+
+    def _total_execs(self) -> int:
+        return self.execs_before + self.execs
+
+    def _tick(self) -> None:
+        """Stops at a limit, and refreshes the monitor and the stats files."""
+        now = time.monotonic()
+        if self.opts.max_time is not None and now - self._started >= self.opts.max_time:
+            raise Stop(f"--max-time {self.opts.max_time:g} s reached")
+        if self.opts.max_runs is not None and self.execs >= self.opts.max_runs:
+            raise Stop(f"{self.opts.max_runs} runs done")
+        self.monitor.update(self._refresh())
+        if now - self._last_stats >= STATS_EVERY_S:
+            self._flush()
+
+    def _refresh(self) -> Status:
+        st = self.status
+        now = time.monotonic()
+        mark_t, mark_execs = self._rate_mark
+        if now - mark_t >= 1.0:
+            st.execs_per_sec = (self.execs - mark_execs) / (now - mark_t)
+            self._rate_mark = (now, self.execs)
+        elif st.execs_per_sec == 0 and now > self._started:
+            st.execs_per_sec = self.execs / max(now - self._started, 1e-9)
+        st.execs = self._total_execs()
+        st.corpus = len(self.corpus)
+        st.favored = self.scheduler.favored_count
+        st.edges = self.virgin.edges_seen(st.map_size or self.virgin.SIZE)
+        st.total_crashes = self.objectives.total_crashes
+        st.total_timeouts = self.objectives.total_timeouts
+        st.stability = self.stability.percent(st.edges)
+        st.cycles = self.scheduler.cycles_done
+        return st
+
+    def _flush(self) -> None:
+        """fuzzer_stats and a plot_data row, as afl-fuzz writes them."""
+        self._last_stats = time.monotonic()
+        st = self._refresh()
+        elapsed = time.monotonic() - self._started
+        stats = Stats(
+            start_time=int(time.time() - self.runtime_before - elapsed),
+            run_time=int(self.runtime_before + elapsed),
+            cycles_done=self.scheduler.cycles_done,
+            execs_done=st.execs,
+            execs_per_sec=self.execs / elapsed if elapsed > 0 else 0.0,
+            corpus_count=st.corpus,
+            corpus_favored=st.favored,
+            corpus_found=sum(1 for e in self.corpus.entries if e.depth > 1),
+            max_depth=max((e.depth for e in self.corpus.entries), default=1),
+            cur_item=self.scheduler.cursor if self.scheduler.cursor >= 0 else 0,
+            pending_favs=self.scheduler.pending_favored,
+            pending_total=sum(1 for e in self.corpus.entries if not e.was_fuzzed),
+            stability=st.stability,
+            bitmap_cvg=100.0 * st.edges / st.map_size if st.map_size else 0.0,
+            saved_crashes=st.crashes,
+            saved_hangs=st.hangs,
+            last_find=int(st.last_find or 0),
+            last_crash=int(st.last_crash or 0),
+            exec_timeout=self.executor.timeout_ms,
+            edges_found=st.edges,
+            total_edges=st.map_size,
+            target_mode=st.mode + (f" ({st.backend})" if st.backend else ""),
+            command_line=shlex.join(self.opts.command_line),
+        )
+        self.out.write_stats(stats)
+        self.out.append_plot(stats, st.map_size)
+
+
+def _notable(r: ExecResult) -> bool:
+    return r.outcome is not Outcome.OK or r.novelty not in (None, Novelty.NONE)
+
+
+def read_stats(path: Path) -> dict[str, str]:
+    """An earlier run's fuzzer_stats as key -> value (empty when there is none)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
