@@ -97,6 +97,7 @@ class Fuzzer:
             finally:
                 self._flush()
                 final = self._refresh()
+                final.execs_per_sec = self.execs / max(time.monotonic() - self._started, 1e-9)  # the whole run's
                 self.objectives.close()
                 self.virgin.close()
         self.monitor.stop(final, self.stop_reason, self.crash_repros)

@@ -1,0 +1,300 @@
+"""`forkserver fuzz`: the scheduler's choices, calibration, objectives, the monitor, and
+whole campaigns from the command line (the maze crash in every mode, resume after
+SIGKILL, a target that crashes often, a hang, refusals)."""
+import io
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CORPORA, HARNESS_DIR, REPO, TEST_HARNESS_DIR, cli, cli_cmd, one_error_line
+from forkserver.build import build
+from forkserver.calibration import calibrate
+from forkserver.corpus import Corpus, Entry
+from forkserver.executors import SnapshotExecutor
+from forkserver.fuzzer import read_stats
+from forkserver.monitor import Monitor, Status, make_monitor
+from forkserver.scheduler import HAVOC_CYCLES_INIT, Scheduler
+from forkserver.target import Target
+
+EXIT_ON_CRASH = 77
+
+
+def entry(i: int, edges: list[int], exec_us: float = 100.0, size: int = 10, **kw) -> Entry:
+    return Entry(i, Path(f"/nonexistent/{i}"), size, exec_us, np.array(edges, dtype=np.uint32), **kw)
+
+
+# ---- scheduler ----
+
+def small_corpus() -> tuple[Corpus, Scheduler]:
+    corpus = Corpus()
+    sched = Scheduler(corpus, np.random.default_rng(1))
+    for e in (entry(0, [1, 2, 3], exec_us=500, size=100),   # covers all, but slow and big
+              entry(1, [1, 2], exec_us=50, size=10),        # cheapest for 1 and 2
+              entry(2, [3], exec_us=60, size=10),           # cheapest for 3
+              entry(3, [2], exec_us=80, size=10)):          # never the cheapest
+        corpus.add(e)
+        sched.update_top_rated(e)
+    return corpus, sched
+
+
+def test_cull_favours_the_cheapest_entries_that_cover_every_edge():
+    corpus, sched = small_corpus()
+    sched.cull()
+    assert [e.favored for e in corpus.entries] == [False, True, True, False]
+    assert sched.pending_favored == 2
+    assert sched.top_rated == {1: corpus[1], 2: corpus[1], 3: corpus[2]}
+
+
+def test_while_favoured_entries_wait_the_others_are_mostly_skipped():
+    corpus, sched = small_corpus()
+    picks = []
+    for _ in range(2):
+        e = sched.next()
+        picks.append(e.id)
+        sched.mark_fuzzed(e)
+    assert picks == [1, 2], "the two favoured entries come first"
+    assert sched.pending_favored == 0
+    later = [sched.next().id for _ in range(400)]
+    assert set(later) == {0, 1, 2, 3}, "with ten entries or fewer, AFL skips nothing once no favourite waits"
+    for i in range(4, 16):  # a larger queue: non-favoured entries are now skipped 75-95% of the time
+        corpus.add(entry(i, [1, 2, 3], exec_us=900, size=500))
+    later = [sched.next().id for _ in range(3000)]
+    most_picked_other = max(later.count(i) for i in range(4, 16))
+    assert min(later.count(1), later.count(2)) > 2.5 * most_picked_other, {i: later.count(i) for i in range(16)}
+
+
+def test_schedule_is_a_function_of_the_seed():
+    def picks(seed):
+        corpus, sched = small_corpus()
+        sched.rng = np.random.default_rng(seed)
+        return [sched.next().id for _ in range(200)]
+
+    assert picks(7) == picks(7)
+    assert picks(7) != picks(8)
+
+
+def test_energy_rewards_fast_and_wide_entries():
+    corpus = Corpus()
+    sched = Scheduler(corpus, np.random.default_rng(0))
+    fast_wide = corpus.add(entry(0, list(range(40)), exec_us=10))
+    slow_narrow = corpus.add(entry(1, [1], exec_us=1000))
+    middle = corpus.add(entry(2, list(range(10)), exec_us=100))
+    assert sched.energy(fast_wide) > sched.energy(middle) > sched.energy(slow_narrow)
+    alike = Corpus()
+    sched = Scheduler(alike, np.random.default_rng(0))
+    average = [alike.add(entry(i, list(range(10)), exec_us=100)) for i in range(3)][0]
+    assert sched.energy(average) == HAVOC_CYCLES_INIT, "an average entry, never fuzzed: AFL's first-time cycles"
+    average.was_fuzzed = True
+    assert sched.energy(average) == HAVOC_CYCLES_INIT // 4
+    average.depth = 9
+    assert sched.energy(average) == 3 * HAVOC_CYCLES_INIT // 4, "deep entries get more"
+
+
+# ---- calibration and the monitor ----
+
+def test_calibration_finds_the_variable_edges(tmp_path):
+    binary = build([TEST_HARNESS_DIR / "variable_edges.c"], tmp_path / "variable")
+    steady = build([HARNESS_DIR / "maze.c"], tmp_path / "maze")
+    with Target.from_command([str(binary)]) as t, SnapshotExecutor(t, 1000, cpu=0) as ex:
+        runs = [calibrate(ex, b"A", runs=32) for _ in range(4)]
+    variable = set().union(*(set(r.variable.tolist()) for r in runs))
+    # the two branches and the two functions they call; the input's own edges do not vary
+    assert 2 <= len(variable) <= 4, f"the clock's branches vary, nothing else: {sorted(variable)}"
+    assert all(set(r.edges.tolist()) - variable for r in runs), "steady edges are not counted as variable"
+    with Target.from_command([str(steady)]) as t, SnapshotExecutor(t, 1000, cpu=0) as ex:
+        cal = calibrate(ex, b"MAZE!EX", runs=8)
+    assert cal.variable.size == 0 and cal.edges.size > 5 and cal.exec_us > 0
+
+
+def test_plain_monitor_lines_and_summary():
+    out = io.StringIO()
+    mon = make_monitor(out)
+    assert type(mon) is Monitor, "not a terminal: plain lines"
+    st = Status(mode="snapshot", backend="pagemap-scan", execs=1234, execs_per_sec=99.4, corpus=5, edges=17,
+                crashes=1, total_crashes=3)
+    mon.start(st)
+    mon.update(st, force=True)
+    mon.event("new crash (signal 6): forkserver run -i c -- t")
+    mon.stop(st, "interrupted", [("forkserver run --mode snapshot -i c -- t", "signal 6")])
+    text = out.getvalue()
+    assert re.search(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] .*execs 1234 \(99/s\) +corpus 5 .*edges 17 +crashes 1",
+                     text, re.M), text
+    assert "stopped (interrupted)" in text and "crashes 1 saved (3 crashing runs)" in text
+    assert "  forkserver run --mode snapshot -i c -- t    # signal 6" in text
+
+
+def test_live_panel_renders():
+    out = io.StringIO()
+    mon = make_monitor(out, live=True)
+    st = Status(mode="snapshot", backend="uffd-wp", execs=10, corpus=2, edges=3, stability=97.5)
+    mon.start(st)
+    mon.update(st, force=True)
+    mon.stop(st, "--max-time 1 s reached", [])
+    text = out.getvalue()
+    for word in ("exec/s", "corpus", "edges", "crashes", "hangs", "stability", "97.50%", "last find",
+                 "snapshot (uffd-wp)"):
+        assert word in text, word
+
+
+# ---- campaigns ----
+
+def fuzz(*args, timeout=240, cwd=None):
+    return cli("fuzz", "--plain", "--cpu", "0", *args, timeout=timeout, cwd=cwd)
+
+
+def entries(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("id:"))
+
+
+@pytest.mark.parametrize("mode", ["snapshot", "fork"])
+def test_finds_the_maze_crash_and_stops_on_it(tmp_path, mode):
+    out = tmp_path / "out"
+    seeds = CORPORA / "maze"
+    if mode == "fork":  # ~15x slower: start it next to the crash, two bytes away
+        seeds = tmp_path / "seeds"
+        seeds.mkdir()
+        (seeds / "fun").write_bytes(b"FUN")
+    proc = fuzz("-i", seeds, "-o", out, "--mode", mode, "-s", "3", "--max-time", "120",
+                "--exit-on-crash", "--", HARNESS_DIR / "maze.c")
+    assert proc.returncode == EXIT_ON_CRASH, proc.stderr[-3000:]
+    crashes = out / "default" / "crashes"
+    (name,) = entries(crashes)
+    assert re.fullmatch(r"id:000000,sig:06,src:\d{6},time:\d+,execs:\d+,op:havoc", name)
+    assert (crashes / name).read_bytes().startswith(b"FUZZ")
+    queue = entries(out / "default" / "queue")
+    seed_names = sorted(p.name for p in seeds.iterdir())
+    assert queue[:len(seed_names)] == [f"id:{i:06d},time:0,execs:0,orig:{n}" for i, n in enumerate(seed_names)]
+    assert any(n.endswith(",+cov") for n in queue[3:]), "the way to the crash passes through new entries"
+    repro = re.search(r"^  (forkserver run .*?)    # signal 6$", proc.stderr, re.M)
+    assert repro, proc.stderr[-2000:]
+    again = subprocess.run(repro.group(1).replace("forkserver", " ".join(cli_cmd()), 1), shell=True,
+                           capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert re.search(r"crash +signal 6", again.stdout), (again.stdout, again.stderr)
+    stats = read_stats(out / "default" / "fuzzer_stats")
+    assert stats["saved_crashes"] == "1" and int(stats["execs_done"]) > 0
+    assert stats["target_mode"].startswith(mode)
+
+
+def test_the_embedded_default_runs_on_the_bundled_harness(tmp_path):
+    shutil.copytree(REPO / "harnesses", tmp_path / "harnesses")
+    shutil.copytree(REPO / "corpora", tmp_path / "corpora")
+    proc = fuzz("harnesses/maze.c", "--max-time", "120", "--exit-on-crash", cwd=tmp_path)
+    assert proc.returncode == EXIT_ON_CRASH, proc.stderr[-3000:]
+    assert len(entries(tmp_path / "fuzz-out" / "maze" / "default" / "crashes")) == 1
+    assert "seeds " + str(tmp_path / "corpora" / "maze") in proc.stderr
+    again = fuzz("harnesses/maze.c", "--runs", "2000", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "fuzz-out" / "maze-2" / "default" / "queue").is_dir(), "a fresh directory each time"
+
+
+def test_crashes_are_deduplicated_and_dictionaries_are_used(tmp_path):
+    out = tmp_path / "out"
+    dictionary = tmp_path / "maze.dict"
+    dictionary.write_text('crash="FUZZ"\nexit="MAZE!EXIT"\n')
+    proc = fuzz("-i", CORPORA / "maze", "-o", out, "-x", dictionary, "--runs", "60000", "--", HARNESS_DIR / "maze.c")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    totals = re.search(r"crashes (\d+) saved \((\d+) crashing runs\)", proc.stderr)
+    assert totals and int(totals.group(1)) == 1 and int(totals.group(2)) > 10, proc.stderr[-2000:]
+    stats = read_stats(out / "default" / "fuzzer_stats")
+    assert int(stats["execs_done"]) == 60000, "--runs N stops after exactly N executions"
+    # the far exit (9 bytes deep) is found through the dictionary token
+    assert any((out / "default" / "queue" / n).read_bytes().startswith(b"MAZE!EXIT")
+               for n in entries(out / "default" / "queue"))
+
+
+def test_sigkill_then_resume_loses_nothing(tmp_path):
+    out = tmp_path / "out"
+    inst = out / "default"
+    proc = subprocess.Popen(cli_cmd() + ["fuzz", "--plain", "--cpu", "0", "-i", str(CORPORA / "ini_parser"),
+                                         "-o", str(out), "-s", "5", "--", str(HARNESS_DIR / "ini_parser.c")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((inst / "queue").is_dir() and len(entries(inst / "queue")) >= 12):
+        time.sleep(0.2)
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.relative_to(inst): p.read_bytes() for sub in ("queue", "crashes", "hangs")
+              for p in (inst / sub).iterdir() if p.name.startswith("id:")}
+    assert len([p for p in before if p.parts[0] == "queue"]) >= 12, "the campaign made progress before the kill"
+    refused = fuzz("-i", CORPORA / "ini_parser", "-o", out, "--", HARNESS_DIR / "ini_parser.c")
+    assert "holds an earlier run: resume it with `-i -` or --resume" in one_error_line(refused)
+    resumed = fuzz("-i", "-", "-o", out, "-s", "6", "--max-time", "8", "--", HARNESS_DIR / "ini_parser.c")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert re.search(rf"resumed {len([p for p in before if p.parts[0] == 'queue'])} queue entries", resumed.stderr)
+    after = {p.relative_to(inst): p.read_bytes() for sub in ("queue", "crashes", "hangs")
+             for p in (inst / sub).iterdir() if p.name.startswith("id:")}
+    lost = [str(p) for p, data in before.items() if after.get(p) != data]
+    assert not lost, f"entries lost or changed by the resume: {lost}"
+    ids = [int(n[3:9]) for n in entries(inst / "queue")]
+    assert ids == list(range(len(ids))), "queue ids stay contiguous"
+    assert not list(inst.glob(".tmp-*"))
+
+
+def test_a_target_crashing_on_a_tenth_of_inputs_keeps_fuzzing(tmp_path):
+    binary = build([TEST_HARNESS_DIR / "crash_tenth.c"], tmp_path / "crash_tenth")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a").write_bytes(b"hello")
+    proc = fuzz("-i", seeds, "-o", tmp_path / "out", "-s", "1", "--runs", "20000", "--", binary)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = re.search(r"crashes (\d+) saved \((\d+) crashing runs\)", proc.stderr)
+    assert m, proc.stderr[-2000:]
+    rate = int(m.group(2)) / 20000
+    assert 0.05 < rate < 0.15, f"{rate:.1%} of the runs crashed, not about 10%"
+    # one crash site; the summing loop's vectorised and scalar paths make a few paths to it
+    assert 1 <= int(m.group(1)) <= 8, "crashes are de-duplicated by their path"
+
+
+def test_hangs_are_confirmed_and_saved(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a").write_bytes(b"HANX")
+    proc = fuzz("-i", seeds, "-o", tmp_path / "out", "-t", "20", "--hang-timeout", "100", "--max-time", "60",
+                "--runs", "30000", "-s", "2", "--", HARNESS_DIR / "hang.c")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hangs = tmp_path / "out" / "default" / "hangs"
+    names = entries(hangs)
+    assert names and all((hangs / n).read_bytes().startswith(b"HANG") for n in names), names
+    assert re.search(r"hangs [1-9]\d* saved \(\d+ timeouts\)", proc.stderr)
+
+
+def test_refusals_are_one_clear_line(tmp_path):
+    maze = str(HARNESS_DIR / "maze.c")
+    assert "no seeds given" in one_error_line(fuzz("-o", tmp_path / "o", "--", str(REPO / "README.md")))
+    assert "input not found" in one_error_line(fuzz("-i", tmp_path / "none", "-o", tmp_path / "o", "--", maze))
+    assert "not an ELF" in one_error_line(fuzz("-i", CORPORA / "maze", "-o", tmp_path / "o", "--",
+                                                REPO / "README.md"))
+    assert not (tmp_path / "o").exists(), "nothing is written for a target that cannot run"
+    crashing = tmp_path / "crashing"
+    crashing.mkdir()
+    (crashing / "c").write_bytes(b"FUZZ")
+    proc = fuzz("-i", crashing, "-o", tmp_path / "o2", "--", maze)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "forkserver: error: none of the 1 seeds runs cleanly (c crashes)"), proc.stderr
+    assert len(entries(tmp_path / "o2" / "default" / "crashes")) == 1, "the crashing seed is kept as a crash"
+    assert "nothing to resume" in one_error_line(fuzz("-i", "-", "-o", tmp_path / "o3", "--", maze))
+
+
+def test_fuzzes_an_afl_persistent_build(tmp_path):
+    afl_cc = shutil.which("afl-clang-fast")
+    assert afl_cc, "afl-clang-fast is missing: scripts/setup.sh installs afl++"
+    binary = tmp_path / "ini.afl"
+    subprocess.run([afl_cc, "-O2", f"-I{REPO / 'scripts' / 'afl'}", str(HARNESS_DIR / "ini_parser.c"),
+                    str(REPO / "scripts" / "afl" / "ini_parser_persistent.c"), "-o", str(binary)], check=True,
+                   capture_output=True)
+    out = tmp_path / "out"
+    proc = fuzz("-i", CORPORA / "ini_parser", "-o", out, "--runs", "20000", "--", binary)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "fuzzing in persistent mode" in proc.stderr, "auto picks persistent mode for an AFL++ persistent build"
+    stats = read_stats(out / "default" / "fuzzer_stats")
+    assert stats["target_mode"] == "persistent" and int(stats["execs_done"]) == 20000
+    assert int(stats["corpus_found"]) > 0, "new entries were found"
