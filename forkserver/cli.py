@@ -306,7 +306,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="dictionary: AFL or libFuzzer file (file@LEVEL), or a directory of tokens; repeatable")
     p.add_argument("-s", dest="seed", type=int, default=0, help="random seed (same seed, same mutants)")
     p.add_argument("--max-time", type=float, metavar="S", help="stop after S seconds")
-    p.add_argument("--runs", type=int, metavar="N", help="stop after N executions")
+    p.add_argument("--runs", type=int, metavar="N", help="stop after N executions (and the calibration of the last finds)")
     p.add_argument("--exit-on-crash", action="store_true",
                    help="stop at the first saved crash, with exit status 77")
     p.add_argument("--hang-timeout", type=int, metavar="MS",

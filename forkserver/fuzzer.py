@@ -204,11 +204,11 @@ class Fuzzer:
 
     def _run_snapshot_batch(self, snap: SnapshotExecutor, parent: bytes, count: int,
                             splice: bytes | None) -> list[tuple[ExecResult, bytes]]:
-        n = self.havoc.fill_batch(snap.ctl, parent, count, splice)
-        results = snap.run_whole_loaded_batch()
-        self.execs += n
+        self.havoc.fill_batch(snap.ctl, parent, count, splice)
+        ran, notable = snap.run_whole_loaded_batch()
+        self.execs += ran
         # read the flagged inputs back before anything else is loaded into the block
-        return [(r, snap.loaded_input(i)) for i, r in enumerate(results) if _notable(r)]
+        return [(r, snap.loaded_input(i)) for i, r in notable if _notable(r)]
 
     def _run_one_by_one(self, parent: bytes, count: int, splice: bytes | None) -> list[tuple[ExecResult, bytes]]:
         notable = []

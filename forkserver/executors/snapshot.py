@@ -3,6 +3,8 @@ pages each input dirtied. Inputs travel in batches through a shared control bloc
 one wake-up serves many inputs; a crash or timeout costs one new runner."""
 import errno
 
+import numpy as np
+
 from ..config import SETTINGS
 from ..doctor import BACKEND_IDS
 from ..errors import BackendUnavailable, RunnerError, TargetError, TargetStartError
@@ -24,6 +26,11 @@ RUNNER_ERRORS = {
     lib.FS_ERR_INPUT_TOO_LARGE: "the batch is too large",
     lib.FS_ERR_MAPPING_UNRESTORABLE: "the input changed state a restore cannot undo",
 }
+
+
+# result flags that make an input worth the orchestrator's look
+NOTABLE_FLAGS = (lib.FS_RESULT_NEW_BUCKET | lib.FS_RESULT_NEW_EDGE | lib.FS_RESULT_THREAD_STARTED
+                 | lib.FS_RESULT_VERIFY_FAILED | lib.FS_RESULT_RESTORE_FAILED)
 
 
 def record_size(data: bytes) -> int:
@@ -204,26 +211,48 @@ class SnapshotExecutor(ForkExecutor):
         self._set_checks(hash_maps=not collect_map if hash_maps is None else hash_maps)
         return self._run_loaded(count, collect_map, keep_map)
 
-    def run_whole_loaded_batch(self, hash_maps: bool = False) -> list[ExecResult]:
-        """Runs every input of the loaded batch: past a crash, hang or retirement, a new
-        runner takes the rest, which is still in the control block. results[i] is input
-        i's (loaded_input(i) gives its bytes back until the next batch is loaded). The
-        input a runner died in carries its map (ExecResult.coverage)."""
+    def run_whole_loaded_batch(self) -> tuple[int, list[tuple[int, ExecResult]]]:
+        """Runs every input of the loaded batch, for a fuzzer: past a crash, hang or
+        retirement, a new runner takes the rest, which is still in the control block.
+        Returns how many ran, and (index, result) for the notable ones only: those the
+        runner flagged as new coverage, and those that crashed, hung or failed. The
+        input a runner died in carries its map (ExecResult.coverage); loaded_input(i)
+        gives an input's bytes back until the next batch is loaded."""
         count = self.ctl.batch_count
         offsets = list(ffi.unpack(self.ctl.input_offsets, count))
-        results: list[ExecResult] = []
-        while len(results) < count:
-            got = self.run_loaded_batch(keep_map=True, hash_maps=hash_maps)
-            if not got:  # retired before its first input finished: charge that input
-                got = [ExecResult(Outcome.ERROR, detail=self._error_detail() or "the runner retired")]
-            results.extend(got)
-            rest = offsets[len(results):]
+        notable: list[tuple[int, ExecResult]] = []
+        done = 0
+        while done < count:
+            if not self.runner_pid:
+                self._start_runner()  # a new runner starts with an empty batch
+                self.ctl.batch_count = count - done
+            self._set_checks(hash_maps=False)
+            completed, dying = self._wake(count - done, keep_map=True)
+            for i in self._notable(completed):
+                notable.append((done + i, self._result_from_ctl(i, False)))
+            if dying is None and completed == 0 and not self.runner_pid:
+                dying = ExecResult(Outcome.ERROR, detail=self._error_detail() or "the runner retired")
+            if dying is not None:
+                notable.append((done + completed, dying))
+                completed += 1
+            done += completed
+            rest = offsets[done:]
             if rest:
                 self.ctl.input_offsets[0:len(rest)] = rest
                 self.ctl.batch_count = len(rest)
         self.ctl.input_offsets[0:count] = offsets
         self.ctl.batch_count = count
-        return results
+        return count, notable
+
+    def _notable(self, completed: int) -> list[int]:
+        """Indices of the completed results that are not a plain ok run without news."""
+        if not completed:
+            return []
+        words = np.frombuffer(ffi.buffer(self.ctl.results, completed * ffi.sizeof("struct fs_result")),
+                              dtype=np.uint32).reshape(completed, -1)
+        flagged = (words[:, 1] & NOTABLE_FLAGS) != 0
+        signalled = (words[:, 0] & 0x7F) != 0  # WIFSIGNALED (no stopped statuses here)
+        return np.flatnonzero(flagged | signalled).tolist()
 
     def loaded_input(self, i: int) -> bytes:
         """The bytes of input i of the batch in the control block."""
@@ -257,22 +286,28 @@ class SnapshotExecutor(ForkExecutor):
         return self._run_loaded(len(batch), collect_map, keep_map)
 
     def _run_loaded(self, count: int, collect_map: bool, keep_map: bool) -> list[ExecResult]:
+        completed, dying = self._wake(count, keep_map)
+        results = [self._result_from_ctl(i, collect_map and i == completed - 1, keep_map) for i in range(completed)]
+        return results + ([dying] if dying is not None else [])
+
+    def _wake(self, count: int, keep_map: bool) -> tuple[int, ExecResult | None]:
+        """Runs the loaded batch of count inputs in one wake-up: (inputs completed, the
+        result of the input the runner died in, if it died in one)."""
         ctl_w, st_r = self._server_fds()
         self.wakeups += 1
         self._check_server(lib.fs_host_snapshot_run(ctl_w, st_r, self.ctl, self.runner_pid, self.timeout_ms,
                                                     self._batch), "snapshot runner")
         b = self._batch
         completed = min(self.ctl.completed, count)
-        results = [self._result_from_ctl(i, collect_map and i == completed - 1, keep_map) for i in range(completed)]
         if b.done:
-            return results
+            return completed, None
         # the runner is gone
         self.runner_pid = 0
         if completed >= count:
-            return results  # after the last input: killed as it finished, its results stand
+            return completed, None  # after the last input: killed as it finished, its results stand
         if self.ctl.retired and not b.timed_out:
             self.runner_retirements += 1
-            return results
+            return completed, None
         outcome, sig, code = outcome_from_status(b.status, bool(b.timed_out))
         if self.ctl.error_code:
             outcome = Outcome.ERROR
@@ -284,7 +319,7 @@ class SnapshotExecutor(ForkExecutor):
             res.detail = f"{RUNNER_ERRORS.get(self.ctl.error_code, '')}: {self._error_detail()}"
         # the runner died in this input (a crash, a timeout, an exec): the map holds its
         # coverage, as it would in fork mode, and no hash was computed for it
-        return results + [self.map_result(res, keep_map)]
+        return completed, self.map_result(res, keep_map)
 
     def close(self) -> None:
         super().close()

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""bench_fuzz.py measures `forkserver fuzz` against afl-fuzz, side by side in one run.
+
+Parts (--parts, default all but coverage):
+  rates     exec/s of whole campaigns of --seconds each, sequentially, every fuzzer with
+            its default CPU binding:
+              ini_parser  forkserver fuzz (snapshot) / afl-fuzz on an afl-clang-fast
+                          persistent build (no reset) / afl-fuzz on an afl-clang-fast
+                          fork-server build;
+              big_heap    at BIG_HEAP_MB=1024: forkserver fuzz (snapshot) / afl-fuzz on an
+                          afl-clang-fast fork-server build;
+              maze        forkserver fuzz (snapshot) / `forkserver bench` snapshot rate on
+                          the same build: the fuzzer's own share of the engine's speed.
+  crash     time for forkserver fuzz to find the maze crash, over 5 seeds (median).
+  coverage  ini_parser for --coverage-seconds, --coverage-trials times: forkserver fuzz
+            and afl-fuzz (persistent build) run at the same time, each pinned to its own
+            CPU; both queues are then replayed through our build, and the edges they
+            reach are counted the same way.
+
+Usage: scripts/bench_fuzz.py [--parts rates,crash,coverage] [--seconds 20] [--json F]
+Needs afl-fuzz and afl-clang-fast (apt-get install afl++) and an installed forkserver.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_afl  # noqa: E402  (run, afl_fuzz, read_fuzzer_stats, SHIM_DIR)
+
+ROOT = bench_afl.ROOT
+CORPORA = ROOT / "corpora"
+BIG_HEAP_ENV = {"BIG_HEAP_MB": "1024"}
+
+
+def log(message: str) -> None:
+    print(f"[bench_fuzz {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def build(work: Path) -> dict[str, Path]:
+    afl_cc = ["afl-clang-fast", "-O2", "-g", f"-I{bench_afl.SHIM_DIR}"]
+    out = {name: work / name for name in ("ini.fs", "ini.afl-persistent", "ini.afl-fork", "big_heap.fs",
+                                          "big_heap.afl", "maze.fs")}
+    bench_afl.run(afl_cc + [ROOT / "harnesses/ini_parser.c", bench_afl.SHIM_DIR / "ini_parser_persistent.c",
+                            "-o", out["ini.afl-persistent"]])
+    bench_afl.run(afl_cc + [ROOT / "harnesses/ini_parser.c", bench_afl.SHIM_DIR / "libfuzzer_fork_driver.c",
+                            "-o", out["ini.afl-fork"]])
+    bench_afl.run(afl_cc + [ROOT / "harnesses/big_heap.c", "-o", out["big_heap.afl"]])
+    for h, name in (("ini_parser", "ini.fs"), ("big_heap", "big_heap.fs"), ("maze", "maze.fs")):
+        bench_afl.run(["forkserver", "build", ROOT / "harnesses" / f"{h}.c", "-o", out[name]])
+    return out
+
+
+def our_fuzz(binary: Path, corpus: Path, seconds: float, work: Path, env: dict | None = None,
+             extra: list | None = None) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="fs-out-", dir=work))
+    cmd = ["forkserver", "fuzz", "--plain", "-i", corpus, "-o", out, "--max-time", seconds, *(extra or []),
+           "--", binary]
+    bench_afl.run(cmd, env={**os.environ, **(env or {})}, timeout=seconds + 300)
+    stats = bench_afl.read_fuzzer_stats(out / "default" / "fuzzer_stats")
+    return {"execs_per_sec": float(stats["execs_per_sec"]), "execs_done": int(stats["execs_done"]),
+            "corpus_count": int(stats["corpus_count"]), "mode": stats["target_mode"], "out": str(out),
+            "command": " ".join(f"{k}={v}" for k, v in (env or {}).items()) + " " + " ".join(map(str, cmd))}
+
+
+def their_fuzz(binary: Path, corpus: Path, seconds: int, work: Path, env: dict | None = None) -> dict:
+    row = bench_afl.afl_fuzz(binary, corpus, seconds, work, env or {}, no_affinity=False)
+    if "error" in row:
+        raise SystemExit(f"bench_fuzz: {row['error']}")
+    return row
+
+
+def bench_snapshot_rate(binary: Path, corpus: Path, seconds: float, work: Path) -> float:
+    out = work / "bench-maze.json"
+    bench_afl.run(["forkserver", "bench", "--modes", "snapshot", "--backends", "pagemap-scan", "--no-c-loop",
+                   "--seconds", seconds, "--trials", "3", "-i", corpus, "--json", out, "--", binary])
+    (row,) = json.loads(out.read_text())["rows"]
+    return float(row["execs_per_sec"])
+
+
+def part_rates(targets: dict, args, work: Path) -> dict:
+    s = args.seconds
+    rows = {}
+    log("ini_parser: forkserver fuzz, snapshot")
+    rows["ini_fs"] = our_fuzz(targets["ini.fs"], CORPORA / "ini_parser", s, work)
+    log("ini_parser: afl-fuzz, persistent build")
+    rows["ini_afl_persistent"] = their_fuzz(targets["ini.afl-persistent"], CORPORA / "ini_parser", s, work)
+    log("ini_parser: afl-fuzz, fork-server build")
+    rows["ini_afl_fork"] = their_fuzz(targets["ini.afl-fork"], CORPORA / "ini_parser", s, work)
+    log("big_heap 1 GiB: forkserver fuzz, snapshot")
+    rows["big_fs"] = our_fuzz(targets["big_heap.fs"], CORPORA / "big_heap", s, work, BIG_HEAP_ENV,
+                              ["-t", "5000"])
+    log("big_heap 1 GiB: afl-fuzz, fork-server build")
+    rows["big_afl_fork"] = their_fuzz(targets["big_heap.afl"], CORPORA / "big_heap", s, work,
+                                      {**BIG_HEAP_ENV, "AFL_MAP_SIZE": "65536"})
+    log("maze: forkserver fuzz and forkserver bench, snapshot")
+    rows["maze_fs"] = our_fuzz(targets["maze.fs"], CORPORA / "maze", s, work)
+    rows["maze_bench_execs_per_sec"] = bench_snapshot_rate(targets["maze.fs"], CORPORA / "maze", max(2, s / 6), work)
+    ours = rows["ini_fs"]["execs_per_sec"]
+    rows["ratios"] = {
+        "ini: fuzz snapshot / afl-fuzz persistent": ours / rows["ini_afl_persistent"]["execs_per_sec"],
+        "ini: fuzz snapshot / afl-fuzz fork server": ours / rows["ini_afl_fork"]["execs_per_sec"],
+        "big_heap 1 GiB: fuzz snapshot / afl-fuzz fork server":
+            rows["big_fs"]["execs_per_sec"] / rows["big_afl_fork"]["execs_per_sec"],
+        "maze: fuzz / bench snapshot": rows["maze_fs"]["execs_per_sec"] / rows["maze_bench_execs_per_sec"],
+    }
+    return rows
+
+
+def part_crash(targets: dict, args, work: Path) -> dict:
+    times = []
+    for seed in range(1, 6):
+        out = Path(tempfile.mkdtemp(prefix="fs-crash-", dir=work))
+        t0 = time.monotonic()
+        proc = subprocess.run(["forkserver", "fuzz", "--plain", "-i", CORPORA / "maze", "-o", out, "-s", str(seed),
+                               "--max-time", "600", "--exit-on-crash", "--", targets["maze.fs"]],
+                              capture_output=True, text=True)
+        wall = time.monotonic() - t0
+        crashes = sorted((out / "default" / "crashes").glob("id:*"))
+        if proc.returncode != 77 or not crashes:
+            raise SystemExit(f"bench_fuzz: seed {seed} found no crash: {proc.stderr[-500:]}")
+        found_ms = int(crashes[0].name.split("time:")[1].split(",")[0])
+        execs = int(crashes[0].name.split("execs:")[1].split(",")[0])
+        times.append({"seed": seed, "found_s": found_ms / 1000, "execs": execs, "wall_s": round(wall, 2)})
+        log(f"maze seed {seed}: crash after {found_ms / 1000:.2f} s, {execs} execs")
+    return {"runs": times, "median_found_s": statistics.median(t["found_s"] for t in times),
+            "median_execs": statistics.median(t["execs"] for t in times)}
+
+
+def replay_edges(binary: Path, queue: Path) -> int:
+    """Edges (map indices) reached by every entry of a queue, run through one build."""
+    code = f"""
+import json, numpy as np
+from pathlib import Path
+from forkserver.target import Target
+from forkserver.executors import SnapshotExecutor
+seen = set()
+with Target.from_command([{str(binary)!r}]) as t, SnapshotExecutor(t, 2000) as ex:
+    for p in sorted(Path({str(queue)!r}).iterdir()):
+        if p.is_file() and p.name.startswith("id:"):
+            r = ex.run(p.read_bytes(), keep_map=True)
+            seen.update(r.coverage.edge_ids.tolist())
+print(json.dumps(len(seen)))
+"""
+    return json.loads(bench_afl.run([sys.executable, "-c", code]).stdout.strip().splitlines()[-1])
+
+
+def part_coverage(targets: dict, args, work: Path) -> dict:
+    trials = []
+    s = args.coverage_seconds
+    for trial in range(args.coverage_trials):
+        log(f"coverage trial {trial + 1}: both fuzzers for {s} s, each on its own CPU")
+        ours_out = Path(tempfile.mkdtemp(prefix="fs-cov-", dir=work))
+        theirs_out = Path(tempfile.mkdtemp(prefix="afl-cov-", dir=work))
+        env = {**os.environ, **bench_afl.AFL_ENV, "AFL_NO_AFFINITY": "1"}
+        theirs = subprocess.Popen(["taskset", "-c", "1", "afl-fuzz", "-i", str(CORPORA / "ini_parser"), "-o",
+                                   str(theirs_out), "-V", str(s), "--", str(targets["ini.afl-persistent"])],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        ours = subprocess.Popen(["forkserver", "fuzz", "--plain", "--cpu", "0", "-s", str(trial + 1), "-i",
+                                 str(CORPORA / "ini_parser"), "-o", str(ours_out), "--max-time", str(s), "--",
+                                 str(targets["ini.fs"])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ours.wait()
+        theirs.wait()
+        row = {"ours_edges": replay_edges(targets["ini.fs"], ours_out / "default" / "queue"),
+               "theirs_edges": replay_edges(targets["ini.fs"], theirs_out / "default" / "queue"),
+               "ours_execs": int(bench_afl.read_fuzzer_stats(ours_out / "default" / "fuzzer_stats")["execs_done"]),
+               "theirs_execs": int(bench_afl.read_fuzzer_stats(theirs_out / "default" / "fuzzer_stats")
+                                   ["execs_done"])}
+        log(f"  edges: forkserver fuzz {row['ours_edges']}, afl-fuzz {row['theirs_edges']}")
+        trials.append(row)
+    return {"seconds": s, "trials": trials,
+            "median_ours_edges": statistics.median(t["ours_edges"] for t in trials),
+            "median_theirs_edges": statistics.median(t["theirs_edges"] for t in trials)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--parts", default="rates,crash")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--coverage-seconds", type=int, default=600)
+    ap.add_argument("--coverage-trials", type=int, default=3)
+    ap.add_argument("--workdir")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    parts = args.parts.split(",")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-fuzz-"))
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"building in {work}")
+    targets = build(work)
+    report = {"date": time.strftime("%Y-%m-%d"), "seconds": args.seconds}
+    for part in parts:
+        report[part] = {"rates": part_rates, "crash": part_crash, "coverage": part_coverage}[part](targets, args,
+                                                                                                  work)
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
