@@ -299,3 +299,18 @@ def test_fuzzes_an_afl_persistent_build(tmp_path):
     stats = read_stats(out / "default" / "fuzzer_stats")
     assert stats["target_mode"] == "persistent" and 20000 <= int(stats["execs_done"]) <= 20000 + 8 * 8
     assert int(stats["corpus_found"]) > 0, "new entries were found"
+
+
+def test_afl_tools_read_a_real_campaign(tmp_path):
+    out = tmp_path / "sync"
+    proc = fuzz("-i", CORPORA / "maze", "-o", out, "--max-time", "11", "--", HARNESS_DIR / "maze.c")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len((out / "default" / "plot_data").read_text().splitlines()) >= 4, "a header and a row every 5 s"
+    whatsup = subprocess.run(["afl-whatsup", "-s", "-d", str(out)], capture_output=True, text=True, timeout=60)
+    assert whatsup.returncode == 0, whatsup.stderr
+    assert re.search(r"Crashes saved\s*:\s*1\b", whatsup.stdout) and "Dead or remote : 1" in whatsup.stdout, \
+        whatsup.stdout  # -d: a finished campaign counts too
+    plot = subprocess.run(["afl-plot", str(out / "default"), str(tmp_path / "plots")], capture_output=True,
+                          text=True, timeout=120)
+    assert plot.returncode == 0, plot.stdout + plot.stderr
+    assert (tmp_path / "plots" / "exec_speed.png").stat().st_size > 0
