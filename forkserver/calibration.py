@@ -19,6 +19,7 @@ class Calibration:
     exec_us: float
     variable: np.ndarray       # map indices whose bucket changed between runs
     first: ExecResult
+    runs: int                  # how many runs it took
 
 
 def calibrate(executor: Executor, data: bytes, runs: int = CAL_CYCLES) -> Calibration:
@@ -28,18 +29,19 @@ def calibrate(executor: Executor, data: bytes, runs: int = CAL_CYCLES) -> Calibr
     reference = BUCKETS[first.coverage.counts]
     edges = first.coverage.edge_ids.astype(np.uint32)
     if first.outcome is not Outcome.OK:
-        return Calibration(first.outcome, edges, first.exec_us, np.zeros(0, np.uint32), first)
+        return Calibration(first.outcome, edges, first.exec_us, np.zeros(0, np.uint32), first, 1)
     times = [first.exec_us]
     varies = np.zeros(reference.size, dtype=bool)
     for _ in range(runs - 1):
         r = executor.run(data, keep_map=True)
         if r.outcome is not Outcome.OK:
             return Calibration(r.outcome, edges, float(np.mean(times)), np.flatnonzero(varies).astype(np.uint32),
-                               r)
+                               r, len(times) + 1)
         times.append(r.exec_us)
         varies |= BUCKETS[r.coverage.counts] != reference
     varies[0] = False
-    return Calibration(Outcome.OK, edges, float(np.mean(times)), np.flatnonzero(varies).astype(np.uint32), first)
+    return Calibration(Outcome.OK, edges, float(np.mean(times)), np.flatnonzero(varies).astype(np.uint32), first,
+                       runs)
 
 
 class Stability:

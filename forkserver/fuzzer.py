@@ -227,7 +227,7 @@ class Fuzzer:
 
     def _calibrate(self, data: bytes):
         cal = calibrate(self.executor, data)
-        self.execs += 8 if cal.outcome is Outcome.OK else 1
+        self.execs += cal.runs
         return cal
 
     # ---- what a notable input becomes ----

@@ -80,8 +80,7 @@ class Scheduler:
             if self.cursor >= len(self.corpus):
                 self.cursor = 0
                 self.cycles_done += 1
-            if self.cursor == 0:
-                self.cull()
+            self.cull()  # when a new entry changed the top-rated ones (AFL culls before each entry too)
             entry = self.corpus[self.cursor]
             if not self._skip(entry):
                 return entry

@@ -12,6 +12,9 @@ Parts (--parts, default all but coverage):
               maze        forkserver fuzz (snapshot) / `forkserver bench` snapshot rate on
                           the same build: the fuzzer's own share of the engine's speed.
   crash     time for forkserver fuzz to find the maze crash, over 5 seeds (median).
+  crashy    a target that crashes on a tenth of its inputs (tests/harnesses/crash_tenth.c):
+            exec/s in snapshot and fork mode, against the same target with its crashes
+            switched off, and what each crash costs.
   coverage  ini_parser for --coverage-seconds, --coverage-trials times: forkserver fuzz
             and afl-fuzz (persistent build) run at the same time, each pinned to its own
             CPU; both queues are then replayed through our build, and the edges they
@@ -132,6 +135,26 @@ def part_crash(targets: dict, args, work: Path) -> dict:
             "median_execs": statistics.median(t["execs"] for t in times)}
 
 
+def part_crashy(targets: dict, args, work: Path) -> dict:
+    binary = work / "crash_tenth.fs"
+    bench_afl.run(["forkserver", "build", ROOT / "tests/harnesses/crash_tenth.c", "-o", binary])
+    seeds = work / "crashy-seeds"
+    seeds.mkdir(exist_ok=True)
+    (seeds / "a").write_bytes(b"hello")
+    out = {}
+    for mode in ("snapshot", "fork"):
+        for crashes in (True, False):
+            log(f"crash_tenth, {mode} mode, crashes {'on' if crashes else 'off'}")
+            row = our_fuzz(binary, seeds, args.seconds, work, None if crashes else {"CRASH_TENTH_OFF": "1"},
+                           ["--mode", mode])
+            out[f"{mode}_{'crashing' if crashes else 'clean'}"] = row
+        crashing, clean = out[f"{mode}_crashing"]["execs_per_sec"], out[f"{mode}_clean"]["execs_per_sec"]
+        # a tenth of the runs crash: the extra time per run, over 0.1, is what one crash costs
+        out[f"{mode}_us_per_crash"] = (1e6 / crashing - 1e6 / clean) / 0.1
+        out[f"{mode}_crashing_vs_clean"] = crashing / clean
+    return out
+
+
 def replay_edges(binary: Path, queue: Path) -> int:
     """Edges (map indices) reached by every entry of a queue, run through one build."""
     code = f"""
@@ -180,7 +203,7 @@ def part_coverage(targets: dict, args, work: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", default="rates,crash")
+    ap.add_argument("--parts", default="rates,crash,crashy")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--coverage-seconds", type=int, default=600)
     ap.add_argument("--coverage-trials", type=int, default=3)
@@ -194,8 +217,8 @@ def main() -> int:
     targets = build(work)
     report = {"date": time.strftime("%Y-%m-%d"), "seconds": args.seconds}
     for part in parts:
-        report[part] = {"rates": part_rates, "crash": part_crash, "coverage": part_coverage}[part](targets, args,
-                                                                                                  work)
+        parts_by_name = {"rates": part_rates, "crash": part_crash, "crashy": part_crashy, "coverage": part_coverage}
+        report[part] = parts_by_name[part](targets, args, work)
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
