@@ -188,6 +188,9 @@ def cmd_fuzz(args, command) -> int:
         if value is not None and value <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
     timeout_ms, cpu = _check_exec_options(args)
+    if args.hang_timeout is not None and args.hang_timeout < timeout_ms:
+        raise UsageError(f"--hang-timeout {args.hang_timeout} is shorter than -t {timeout_ms}: a hang is "
+                         "confirmed with a longer timeout")
     resume = args.resume or args.input == "-"
     seeds_dir = args.input
     source = Path(command[0])
@@ -206,11 +209,10 @@ def cmd_fuzz(args, command) -> int:
     outdir = OutputDir.open(out, args.name, resume=resume)
     with target:
         executor = make_executor(args.mode, target, timeout_ms, args.backend, cpu)
-        mode_for_repro = "snapshot" if executor.mode == "snapshot" else executor.mode
         options = FuzzOptions(
             seed=args.seed, hang_timeout_ms=args.hang_timeout or hang_timeout_for(timeout_ms),
             max_time=args.max_time, max_runs=args.runs, exit_on_crash=args.exit_on_crash, batch=args.batch,
-            tokens=tokens, repro_prefix=["forkserver", "run", "--mode", mode_for_repro, "-t", str(timeout_ms)],
+            tokens=tokens, repro_prefix=["forkserver", "run", "--mode", args.mode, "-t", str(timeout_ms)],
             target_command=command, command_line=["forkserver", "fuzz"] + sys.argv[2:])
         monitor = make_monitor(live=False if args.plain else None)
         monitor.event(f"output in {outdir.path}; seeds {'(resumed)' if resume else seeds_dir}; "

@@ -20,7 +20,7 @@ from .executors import ExecResult, Executor, Outcome, SnapshotExecutor
 from .executors import AutoExecutor
 from .monitor import Monitor, Status
 from .mutators import Havoc, parse_autodict
-from .novelty import Novelty, VirginMap
+from .novelty import Novelty, VirginMap, larger
 from .objectives import Objectives
 from .outdir import OutputDir, Stats
 from .scheduler import Scheduler
@@ -78,8 +78,6 @@ class Fuzzer:
         """Fuzzes until a limit or Ctrl-C; returns the exit status."""
         with self.executor:
             self._setup_havoc()
-            self.status.mode = self.executor.mode
-            self.status.backend = self.executor.backend if self.executor.mode == "snapshot" else None
             self.status.map_size = self._map_size()
             self.out.write_cmdline(self.opts.command_line)
             self.monitor.start(self._refresh())
@@ -94,13 +92,16 @@ class Fuzzer:
                 self.stop_reason = str(stop)
             except KeyboardInterrupt:
                 self.stop_reason = "interrupted"
+            except Exception as exc:
+                self.stop_reason = f"error: {exc}"
+                raise
             finally:
                 self._flush()
                 final = self._refresh()
                 final.execs_per_sec = self.execs / max(time.monotonic() - self._started, 1e-9)  # the whole run's
                 self.objectives.close()
                 self.virgin.close()
-        self.monitor.stop(final, self.stop_reason, self.crash_repros)
+                self.monitor.stop(final, self.stop_reason, self.crash_repros)
         return EXIT_ON_CRASH_STATUS if self.opts.exit_on_crash and self.found_crash else 0
 
     def _setup_havoc(self) -> None:
@@ -135,9 +136,12 @@ class Fuzzer:
                 self._add_entry(path, data, cal, depth=1, new_edges=True)
             elif cal.outcome is Outcome.CRASH:
                 problems.append(f"{name} crashes")
-                self._save_crash(cal.first, data, src=0, op=f"seed_{name}")
+                if self.objectives.new_crash(cal.first):
+                    self._save_crash(cal.first, data, src=0, op=f"seed_{name}")
+            elif cal.outcome is Outcome.TIMEOUT:
+                problems.append(f"{name} times out")
             else:
-                problems.append(f"{name} {'times out' if cal.outcome is Outcome.TIMEOUT else 'fails'}")
+                problems.append(f"{name}: {cal.first.detail or 'the run failed'}")
         for p in problems:
             self.monitor.event(f"seed {p}: not queued")
         if not self.corpus.entries:
@@ -188,10 +192,10 @@ class Fuzzer:
             splice = self._splice_partner(entry)
             snap = self._snapshot()
             if snap is not None:
-                notable = self._run_snapshot_batch(snap, parent, count, splice)
+                ran, notable = self._run_snapshot_batch(snap, parent, count, splice)
             else:
-                notable = self._run_one_by_one(parent, count, splice)
-            done += count
+                ran, notable = count, self._run_one_by_one(parent, count, splice)
+            done += ran
             for result, data in notable:
                 self._handle(entry, result, data)
             self._tick()
@@ -203,12 +207,13 @@ class Fuzzer:
         return None if other is entry else self.corpus.data(other)
 
     def _run_snapshot_batch(self, snap: SnapshotExecutor, parent: bytes, count: int,
-                            splice: bytes | None) -> list[tuple[ExecResult, bytes]]:
+                            splice: bytes | None) -> tuple[int, list[tuple[ExecResult, bytes]]]:
+        """Runs a batch of mutants (as many as fit); returns how many ran and the notable ones."""
         self.havoc.fill_batch(snap.ctl, parent, count, splice)
         ran, notable = snap.run_whole_loaded_batch()
         self.execs += ran
         # read the flagged inputs back before anything else is loaded into the block
-        return [(r, snap.loaded_input(i)) for i, r in notable if _notable(r)]
+        return ran, [(r, snap.loaded_input(i)) for i, r in notable if _notable(r)]
 
     def _run_one_by_one(self, parent: bytes, count: int, splice: bytes | None) -> list[tuple[ExecResult, bytes]]:
         notable = []
@@ -235,11 +240,16 @@ class Fuzzer:
     def _handle(self, parent: Entry, r: ExecResult, data: bytes) -> None:
         if r.outcome is Outcome.ERROR:
             self._engine_error(r)
-            r = self._run(data)  # once more, in fork mode
-            if r.outcome is not Outcome.OK:
-                r.coverage = self._active().map.snapshot()
+            again = self._run(data)  # once more, in fork mode
+            if again.outcome is not Outcome.OK:
+                again.coverage = self._active().map.snapshot()
+            # the runner classified the input before it gave up: its news stands
+            again.novelty = larger(r.novelty, again.novelty)
+            r = again
             if not _notable(r):
                 return
+        if r.outcome is not Outcome.OK and r.coverage is None:
+            r = self._run(data, keep_map=True)  # an objective is judged by its map
         if r.outcome is Outcome.OK:
             cal = self._calibrate(data)
             if cal.outcome is Outcome.OK:
@@ -247,7 +257,14 @@ class Fuzzer:
                                           op="havoc", new_edges=r.novelty is Novelty.NEW_EDGE)
                 self._add_entry(path, data, cal, parent.depth + 1, r.novelty is Novelty.NEW_EDGE)
                 self.status.last_find = time.time()
-        elif r.outcome is Outcome.CRASH:
+            else:  # it crashed or hung when run again: an objective after all
+                self._objective(parent, cal.first, data)
+        else:
+            self._objective(parent, r, data)
+
+    def _objective(self, parent: Entry, r: ExecResult, data: bytes) -> None:
+        """A crash or timeout, with its map: saved when it is new (a timeout once confirmed)."""
+        if r.outcome is Outcome.CRASH:
             if self.objectives.new_crash(r):
                 self._save_crash(r, data, parent.id, "havoc")
         elif r.outcome is Outcome.TIMEOUT:
@@ -261,11 +278,10 @@ class Fuzzer:
                 self._save_crash(confirmed, data, parent.id, "havoc")
 
     def _engine_error(self, r: ExecResult) -> None:
-        if isinstance(self.executor, AutoExecutor) and self._snapshot() is not None:
-            self.executor.fall_back()
-            self.status.mode, self.status.backend = "fork", None
-            self.monitor.event(f"snapshot mode cannot run this target exactly ({r.detail}): fork mode from now on")
-            return
+        if isinstance(self.executor, AutoExecutor):
+            if self._snapshot() is not None:
+                self.executor.fall_back(r.detail)
+            return  # the rest of the campaign, this input included, runs in fork mode
         raise RunnerError(f"the snapshot runner failed: {r.detail} (use --mode auto to fall back to fork mode)")
 
     def _add_entry(self, path: Path, data: bytes, cal, depth: int, new_edges: bool) -> Entry:
@@ -311,6 +327,11 @@ class Fuzzer:
 
     def _refresh(self) -> Status:
         st = self.status
+        if st.mode == "snapshot" and self.executor.mode != "snapshot":  # an auto executor fell back
+            self.monitor.event(f"snapshot mode cannot run this target exactly "
+                               f"({getattr(self.executor, 'fallback_reason', '')}): fork mode from now on")
+        st.mode = self.executor.mode
+        st.backend = self.executor.backend if st.mode == "snapshot" else None
         now = time.monotonic()
         mark_t, mark_execs = self._rate_mark
         if now - mark_t >= 1.0:

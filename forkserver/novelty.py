@@ -30,6 +30,13 @@ def novelty_from_flags(flags: int) -> Novelty:
     return Novelty.NONE
 
 
+def larger(a: Novelty | None, b: Novelty | None) -> Novelty | None:
+    """The greater of two classifications of one input (None: not classified)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return max(a, b)
+
+
 class VirginMap:
     """What every input so far has reached: a set bit is a bucket no input reached yet.
     Byte 0 (the runtime's "I ran" byte) starts cleared: it is not an edge."""

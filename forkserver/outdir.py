@@ -75,11 +75,13 @@ class OutputDir:
 
     @classmethod
     def open(cls, out: str | os.PathLike, name: str = "default", resume: bool = False) -> "OutputDir":
-        """OUT/NAME, made fresh; an instance already there (one that saved an entry) is
-        resumed only when asked (afl-fuzz's `-i -`, or --resume), and refused otherwise,
-        with nothing touched."""
+        """OUT/NAME, made fresh; an instance already there (one with a queue) is resumed
+        only when asked (afl-fuzz's `-i -`, or --resume), and refused otherwise, with
+        nothing touched. Ids always carry on after the entries there, so nothing is
+        overwritten."""
         path = Path(out) / name
-        existing = any(_has_entries(path / sub) for sub in ("queue", "crashes", "hangs"))
+        # a run that queued nothing (its seeds crashed) is started afresh; ids carry on
+        existing = _has_entries(path / "queue")
         if existing and not resume:
             raise UsageError(f"{path} holds an earlier run: resume it with `-i -` or --resume, "
                              "or choose another -o")
@@ -153,8 +155,7 @@ class OutputDir:
 
 
 def _has_entries(directory: Path) -> bool:
-    """A directory of an earlier run that saved something (a start that failed saves
-    nothing, and is no run to protect)."""
+    """A directory that holds saved entries."""
     try:
         return any(_ID.match(p.name) for p in directory.iterdir())
     except OSError:

@@ -35,7 +35,7 @@ class Scheduler:
         than the entry rated there now (AFL's update_bitmap_score)."""
         for edge in entry.edges.tolist():
             best = self.top_rated.get(edge)
-            if best is None or entry.fav_factor < best.fav_factor:
+            if best is None or entry.fav_factor <= best.fav_factor:  # a tie goes to the newer entry, as in AFL
                 self.top_rated[edge] = entry
                 self.dirty = True
 
@@ -135,5 +135,8 @@ class Scheduler:
         score *= 1 if entry.depth <= 3 else 2 if entry.depth <= 7 else 3 if entry.depth <= 13 else \
             4 if entry.depth <= 25 else 5
         score = min(score, MAX_SCORE)
+        # a longer first turn: AFL's cycles after its deterministic stages, which we do not run
         cycles = HAVOC_CYCLES if entry.was_fuzzed else HAVOC_CYCLES_INIT
-        return max(HAVOC_MIN, int(cycles * score / 100))
+        # slow targets get fewer mutants per turn (AFL's havoc_div)
+        div = 10 if avg_us > 50_000 else 5 if avg_us > 20_000 else 2 if avg_us > 10_000 else 1
+        return max(HAVOC_MIN, int(cycles * score / div / 100))

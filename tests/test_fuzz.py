@@ -283,6 +283,26 @@ def test_refusals_are_one_clear_line(tmp_path):
         "forkserver: error: none of the 1 seeds runs cleanly (c crashes)"), proc.stderr
     assert len(entries(tmp_path / "o2" / "default" / "crashes")) == 1, "the crashing seed is kept as a crash"
     assert "nothing to resume" in one_error_line(fuzz("-i", "-", "-o", tmp_path / "o3", "--", maze))
+    assert "is shorter than -t 100" in one_error_line(fuzz("-i", CORPORA / "maze", "-o", tmp_path / "o4", "-t", "100",
+                                                           "--hang-timeout", "50", "--", maze))
+    again = fuzz("-i", crashing, "-o", tmp_path / "o2", "--", maze)
+    assert "holds an earlier run" not in again.stderr, "a run that queued nothing is no run to protect"
+    saved = entries(tmp_path / "o2" / "default" / "crashes")
+    assert [n[:9] for n in saved] == ["id:000000", "id:000001"], f"ids carry on, nothing overwritten: {saved}"
+
+
+def test_auto_mode_falls_back_to_fork_and_snapshot_mode_says_why(tmp_path):
+    target = HARNESS_DIR / "thread_after_snapshot.c"
+    proc = fuzz("-i", CORPORA / "thread_after_snapshot", "-o", tmp_path / "auto", "--runs", "3000", "--", target)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"snapshot mode cannot run this target exactly \(.*thread.*\): fork mode from now on",
+                     proc.stderr), proc.stderr[-2000:]
+    assert read_stats(tmp_path / "auto" / "default" / "fuzzer_stats")["target_mode"] == "fork"
+    strict = fuzz("-i", CORPORA / "thread_after_snapshot", "-o", tmp_path / "strict", "--mode", "snapshot",
+                  "--runs", "3000", "--", target)
+    assert strict.returncode == 1 and "Traceback" not in strict.stderr
+    assert re.search(r"forkserver: error: none of the 2 seeds runs cleanly \(bytes: .*thread", strict.stderr), \
+        strict.stderr[-2000:]
 
 
 def test_fuzzes_an_afl_persistent_build(tmp_path):

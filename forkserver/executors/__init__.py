@@ -1,5 +1,6 @@
 """Executors by mode: exec, fork, snapshot, persistent."""
 from ..errors import TargetError, UsageError
+from ..novelty import larger
 from ..target import Target
 from .base import ExecResult, Executor, Outcome
 from .exec_mode import ExecExecutor
@@ -29,6 +30,7 @@ class AutoExecutor(Executor):
         self.active: Executor = snapshot
         self.fallback = fallback
         self.backend = snapshot.backend
+        self.fallback_reason = ""  # why it fell back to fork mode, once it has
 
     def use_virgin(self, virgin) -> None:
         super().use_virgin(virgin)
@@ -52,10 +54,10 @@ class AutoExecutor(Executor):
         results = self.active.run_batch(inputs, collect_maps, keep_maps)
         for i, result in enumerate(results):
             if result.thread_started and self.active is not self.fallback:
-                self.fall_back()
+                self.fall_back(result.detail)
                 again = self.fallback.run_batch(inputs[i:], collect_maps, keep_maps)
                 # the snapshot runner classified the input it retired on before retiring
-                again[0].novelty = _larger(result.novelty, again[0].novelty)
+                again[0].novelty = larger(result.novelty, again[0].novelty)
                 return results[:i] + again
         return results
 
@@ -64,8 +66,9 @@ class AutoExecutor(Executor):
         """The snapshot executor while it runs the inputs, None after the fall-back."""
         return self.active if isinstance(self.active, SnapshotExecutor) else None
 
-    def fall_back(self) -> None:
+    def fall_back(self, reason: str = "") -> None:
         """From now on, fork mode (the snapshot runner could not give exact results)."""
+        self.fallback_reason = reason
         self.active.close()
         self.active = self.fallback
         self.mode, self.backend = "fork", None
@@ -73,12 +76,6 @@ class AutoExecutor(Executor):
 
     def close(self) -> None:
         self.active.close()
-
-
-def _larger(a, b):
-    if a is None or b is None:
-        return b if a is None else a
-    return max(a, b)
 
 
 def make_executor(mode: str, target: Target, timeout_ms: int = 1000, backend: str = "auto",
