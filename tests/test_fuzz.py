@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import CORPORA, HARNESS_DIR, REPO, TEST_HARNESS_DIR, cli, cli_cmd, one_error_line
 from forkserver.build import build
@@ -68,6 +70,26 @@ def test_while_favoured_entries_wait_the_others_are_mostly_skipped():
     later = [sched.next().id for _ in range(3000)]
     most_picked_other = max(later.count(i) for i in range(4, 16))
     assert min(later.count(1), later.count(2)) > 2.5 * most_picked_other, {i: later.count(i) for i in range(16)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sets(st.integers(1, 40), min_size=1, max_size=12), st.integers(1, 1000),
+                          st.integers(1, 100)), min_size=1, max_size=25))
+def test_favoured_entries_cover_every_edge_and_each_earns_its_place(specs):
+    corpus = Corpus()
+    sched = Scheduler(corpus, np.random.default_rng(0))
+    for i, (edges, us, size) in enumerate(specs):
+        e = corpus.add(entry(i, sorted(edges), exec_us=us, size=size))
+        sched.update_top_rated(e)
+    sched.cull()
+    favoured = [e for e in corpus.entries if e.favored]
+    every_edge = set().union(*(e.edges.tolist() for e in corpus.entries))
+    assert set().union(*(e.edges.tolist() for e in favoured)) == every_edge
+    for e in favoured:
+        assert any(sched.top_rated[edge] is e for edge in e.edges.tolist()), "favoured only as some edge's best"
+    for edge, best in sched.top_rated.items():
+        cheapest = min(e.fav_factor for e in corpus.entries if edge in e.edges.tolist())
+        assert best.fav_factor == cheapest
 
 
 def test_schedule_is_a_function_of_the_seed():
