@@ -218,10 +218,14 @@ def cmd_fuzz(args, command) -> int:
         monitor.event(f"output in {outdir.path}; seeds {'(resumed)' if resume else seeds_dir}; "
                       f"target {shlex.join(command)}")
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
+        fuzzer = Fuzzer(executor, outdir, options, monitor)
         try:
-            return Fuzzer(executor, outdir, options, monitor).run(seeds, resume=resume)
+            status = fuzzer.run(seeds, resume=resume)
         finally:
             signal.signal(signal.SIGTERM, previous)
+    if args.json:
+        print(json.dumps(fuzzer.summary))
+    return status
 
 
 def cmd_build(args, extra) -> int:
@@ -315,6 +319,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="a timeout is a hang if it also times out with this (default 2x -t, at least 1000)")
     p.add_argument("--batch", type=int, default=256, help="snapshot mode: mutants per wake-up (1-1024)")
     p.add_argument("--plain", action="store_true", help="plain status lines even on a terminal")
+    p.add_argument("--json", action="store_true", help="print the final figures as one JSON object on stdout")
     p.set_defaults(func=cmd_fuzz)
 
     p = sub.add_parser("build", help="compile a harness with the runtime and coverage")

@@ -65,6 +65,8 @@ class Fuzzer:
         self.execs_before = 0        # a resumed run's earlier execs
         self.runtime_before = 0.0
         self.crash_repros: list[tuple[str, str]] = []
+        self.saved_crashes: list[dict] = []  # path, signal, sanitizer summary, reproduction
+        self.summary: dict = {}              # the final figures (`fuzz --json`)
         self.stop_reason = ""
         self.found_crash = False
         self._started = time.monotonic()
@@ -102,6 +104,13 @@ class Fuzzer:
                 self.objectives.close()
                 self.virgin.close()
                 self.monitor.stop(final, self.stop_reason, self.crash_repros)
+                self.summary = {
+                    "stop_reason": self.stop_reason, "mode": final.mode, "backend": final.backend,
+                    "seconds": round(final.run_time, 3), "execs": self.execs,
+                    "execs_per_sec": round(final.execs_per_sec, 1), "corpus": final.corpus, "edges": final.edges,
+                    "stability": round(final.stability, 2), "saved_crashes": final.crashes,
+                    "crashing_runs": final.total_crashes, "saved_hangs": final.hangs,
+                    "timeouts": final.total_timeouts, "output": str(self.out.path), "crashes": self.saved_crashes}
         return EXIT_ON_CRASH_STATUS if self.opts.exit_on_crash and self.found_crash else 0
 
     def _setup_havoc(self) -> None:
@@ -302,6 +311,8 @@ class Fuzzer:
         repro = shlex.join(self.opts.repro_prefix + ["-i", str(path), "--"] + self.opts.target_command)
         what = r.sanitizer or (f"signal {r.signal}" if r.signal else "")
         self.crash_repros.append((repro, what))
+        self.saved_crashes.append({"path": str(path), "signal": r.signal, "sanitizer": r.sanitizer or None,
+                                   "reproduce": repro})
         self.monitor.event(f"new crash ({what}): {repro}")
         if self.opts.exit_on_crash:
             raise Stop("a crash was found (--exit-on-crash)")

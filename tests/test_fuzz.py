@@ -2,6 +2,7 @@
 whole campaigns from the command line (the maze crash in every mode, resume after
 SIGKILL, a target that crashes often, a hang, refusals)."""
 import io
+import json
 import os
 import re
 import shutil
@@ -220,8 +221,12 @@ def test_crashes_are_deduplicated_and_dictionaries_are_used(tmp_path):
     out = tmp_path / "out"
     dictionary = tmp_path / "maze.dict"
     dictionary.write_text('crash="FUZZ"\nexit="MAZE!EXIT"\n')
-    proc = fuzz("-i", CORPORA / "maze", "-o", out, "-x", dictionary, "--runs", "60000", "--", HARNESS_DIR / "maze.c")
+    proc = fuzz("-i", CORPORA / "maze", "-o", out, "-x", dictionary, "--runs", "60000", "--json", "--",
+                HARNESS_DIR / "maze.c")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["saved_crashes"] == 1 and summary["execs"] >= 60000 and summary["mode"] == "snapshot"
+    assert summary["crashes"][0]["signal"] == 6 and summary["crashes"][0]["reproduce"].startswith("forkserver run")
     totals = re.search(r"crashes (\d+) saved \((\d+) crashing runs\)", proc.stderr)
     assert totals and int(totals.group(1)) == 1 and int(totals.group(2)) > 10, proc.stderr[-2000:]
     stats = read_stats(out / "default" / "fuzzer_stats")
