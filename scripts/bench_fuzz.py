@@ -15,12 +15,14 @@ Parts (--parts, default all but coverage):
   crashy    a target that crashes on a tenth of its inputs (tests/harnesses/crash_tenth.c):
             exec/s in snapshot and fork mode, against the same target with its crashes
             switched off, and what each crash costs.
+  asan      ASan builds of ini_parser: forkserver fuzz (snapshot) / afl-fuzz on an
+            afl-clang-fast -fsanitize=address persistent build.
   coverage  ini_parser for --coverage-seconds, --coverage-trials times: forkserver fuzz
             and afl-fuzz (persistent build) run at the same time, each pinned to its own
             CPU; both queues are then replayed through our build, and the edges they
             reach are counted the same way.
 
-Usage: scripts/bench_fuzz.py [--parts rates,crash,coverage] [--seconds 20] [--json F]
+Usage: scripts/bench_fuzz.py [--parts rates,crash,crashy,asan,coverage] [--seconds 20] [--json F]
 Needs afl-fuzz and afl-clang-fast (apt-get install afl++) and an installed forkserver.
 """
 import argparse
@@ -72,7 +74,7 @@ def our_fuzz(binary: Path, corpus: Path, seconds: float, work: Path, env: dict |
 
 
 def their_fuzz(binary: Path, corpus: Path, seconds: int, work: Path, env: dict | None = None) -> dict:
-    row = bench_afl.afl_fuzz(binary, corpus, seconds, work, env or {}, no_affinity=False)
+    row = bench_afl.afl_fuzz(binary, corpus, int(seconds), work, env or {}, no_affinity=False)
     if "error" in row:
         raise SystemExit(f"bench_fuzz: {row['error']}")
     return row
@@ -155,6 +157,19 @@ def part_crashy(targets: dict, args, work: Path) -> dict:
     return out
 
 
+def part_asan(targets: dict, args, work: Path) -> dict:
+    ours_bin, theirs_bin = work / "ini.asan.fs", work / "ini.asan.afl-persistent"
+    bench_afl.run(["forkserver", "build", ROOT / "harnesses/ini_parser.c", "--sanitize", "address", "-o", ours_bin])
+    bench_afl.run(["afl-clang-fast", "-O2", "-g", "-fsanitize=address", f"-I{bench_afl.SHIM_DIR}",
+                   ROOT / "harnesses/ini_parser.c", bench_afl.SHIM_DIR / "ini_parser_persistent.c", "-o", theirs_bin])
+    log("ini_parser ASan: forkserver fuzz, snapshot")
+    ours = our_fuzz(ours_bin, CORPORA / "ini_parser", args.seconds, work)
+    log("ini_parser ASan: afl-fuzz, persistent build")
+    theirs = their_fuzz(theirs_bin, CORPORA / "ini_parser", args.seconds, work)
+    return {"ours": ours, "theirs_persistent": theirs,
+            "ratio": ours["execs_per_sec"] / theirs["execs_per_sec"]}
+
+
 def replay_edges(binary: Path, queue: Path) -> int:
     """Edges (map indices) reached by every entry of a queue, run through one build."""
     code = f"""
@@ -203,7 +218,7 @@ def part_coverage(targets: dict, args, work: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", default="rates,crash,crashy")
+    ap.add_argument("--parts", default="rates,crash,crashy,asan")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--coverage-seconds", type=int, default=600)
     ap.add_argument("--coverage-trials", type=int, default=3)
@@ -217,7 +232,8 @@ def main() -> int:
     targets = build(work)
     report = {"date": time.strftime("%Y-%m-%d"), "seconds": args.seconds}
     for part in parts:
-        parts_by_name = {"rates": part_rates, "crash": part_crash, "crashy": part_crashy, "coverage": part_coverage}
+        parts_by_name = {"rates": part_rates, "crash": part_crash, "crashy": part_crashy, "asan": part_asan,
+                         "coverage": part_coverage}
         report[part] = parts_by_name[part](targets, args, work)
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2))
