@@ -164,6 +164,20 @@ def _fresh_output(stem: str) -> Path:
     return path
 
 
+def _remove_unused(created: list[Path]) -> None:
+    """Removes the directories a failed fuzz run created, unless it saved an entry there."""
+    import shutil
+
+    instance = created[0] if created else None
+    if instance is not None and not any(p.name.startswith("id:") for p in instance.rglob("*")):
+        shutil.rmtree(instance, ignore_errors=True)
+        for parent in created[1:]:
+            try:
+                parent.rmdir()  # only if nothing else is in it
+            except OSError:
+                pass
+
+
 def cmd_fuzz(args, command) -> int:
     import shlex
     import signal
@@ -206,9 +220,10 @@ def cmd_fuzz(args, command) -> int:
     if resume and args.input not in (None, "-"):
         _note(f"resuming {out}: the seeds in {args.input} are not read again")
     target = _target(command, args)  # a bad target is refused before anything is written
-    outdir = OutputDir.open(out, args.name, resume=resume)
     with target:
         executor = make_executor(args.mode, target, timeout_ms, args.backend, cpu)
+        created = [p for p in (out / args.name, out) if not p.exists()]  # what this run makes
+        outdir = OutputDir.open(out, args.name, resume=resume)
         options = FuzzOptions(
             seed=args.seed, hang_timeout_ms=args.hang_timeout or hang_timeout_for(timeout_ms),
             max_time=args.max_time, max_runs=args.runs, exit_on_crash=args.exit_on_crash, batch=args.batch,
@@ -221,6 +236,9 @@ def cmd_fuzz(args, command) -> int:
         fuzzer = Fuzzer(executor, outdir, options, monitor)
         try:
             status = fuzzer.run(seeds, resume=resume)
+        except ForkserverError:
+            _remove_unused(created)  # a target that cannot start leaves no output directory behind
+            raise
         finally:
             signal.signal(signal.SIGTERM, previous)
     if args.json:

@@ -302,6 +302,11 @@ def test_refusals_are_one_clear_line(tmp_path):
     assert "not an ELF" in one_error_line(fuzz("-i", CORPORA / "maze", "-o", tmp_path / "o", "--",
                                                 REPO / "README.md"))
     assert not (tmp_path / "o").exists(), "nothing is written for a target that cannot run"
+    assert "has no persistent loop" in one_error_line(fuzz("-i", CORPORA / "maze", "-o", tmp_path / "o", "--mode",
+                                                            "persistent", "--", maze))
+    dies = fuzz("-i", CORPORA / "maze", "-o", tmp_path / "o", "--", TEST_HARNESS_DIR / "init_abort.c")
+    assert dies.returncode != 0 and "during initialisation" in dies.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists(), "a target that dies during start-up leaves no output directory"
     crashing = tmp_path / "crashing"
     crashing.mkdir()
     (crashing / "c").write_bytes(b"FUZZ")
