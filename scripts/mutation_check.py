@@ -144,8 +144,11 @@ FAULTS = [
           "*kernel_mask = wanted;", ["tests/test_zoo.py", "-k", "snapshot_matches_fork and block_all"],
           "the program may block SIGSYS (a forced one kills the runner)"),
     Fault("stale-run-command", "csrc/runtime/server.c", "if (cmd == FS_CMD_RUN && fs_st->direct) continue;", "",
-          ["tests/test_restore_state.py", "-k", "timeouts"],
+          ["tests/test_restore_state.py", "-k", "timeouts or run_command_left"],
           "a run command left by a killed runner reaches the server"),
+    Fault("idle-death-charged", "forkserver/executors/snapshot.py", "if b.never_started and not b.timed_out:",
+          "if False:", ["tests/test_restore_state.py", "-k", "run_command_left"],
+          "an input sent to a runner that was already dead is reported as killed"),
     # ---- sanitizer builds and sparse memory ----
     Fault("trapped-holes-kept", "csrc/runtime/sparse.c",
           "            fs_libc.memset((void *)p, 0, FS_PAGE_SIZE);\n", "", SPARSE,

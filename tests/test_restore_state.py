@@ -97,6 +97,26 @@ def test_timeouts_never_put_the_runner_protocol_out_of_step(tmp_path):
     assert report["runners"] >= outcomes["timeout"] + 1
 
 
+def test_a_run_command_left_for_a_dead_runner_never_reaches_the_server(tmp_path):
+    """The race above, made certain: the runner dies first, then a run command is sent
+    for it. The server must leave that command alone and the next runner start cleanly."""
+    import os
+    import signal
+
+    from conftest import HARNESS_DIR
+
+    with Target.from_command([str(HARNESS_DIR / "maze.c")]) as t, SnapshotExecutor(t, 2000, cpu=0) as sx:
+        assert sx.run(b"MAZE!").outcome.value == "ok"
+        os.kill(sx.runner_pid, signal.SIGKILL)  # dies while idle: the next run command finds no reader
+        # the input it was sent did not run in it: a new runner runs it, with its own result
+        results = [sx.run(data) for data in (b"FUZZ", b"MAZE!", b"FUN", b"MAZE!EXIT") * 3]
+        assert [(r.outcome.value, r.signal) for r in results] == [("crash", signal.SIGABRT), ("ok", None),
+                                                                  ("ok", None), ("ok", None)] * 3
+        assert len({r.map_hash for r in results[1:4]}) == 3, "each input keeps its own coverage"
+        assert [r.map_hash for r in results[1:4]] == [r.map_hash for r in results[5:8]]
+        assert sx.runners_started == 5, "one for the start, one after the kill, one after each crash but the last"
+
+
 def test_a_timeout_below_one_ms_is_a_usage_error():
     line = one_error_line(cli("run", "-t", "0", "-i", "corpora/maze", "--", "harnesses/maze.c"))
     assert "at least 1 ms" in line

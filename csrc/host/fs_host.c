@@ -98,6 +98,9 @@ int fs_host_snapshot_run(int ctl_fd, int st_fd, struct fs_control *ctl, int runn
     memset(res, 0, sizeof *res);
     uint64_t t0 = now_ns(), timeout_ns = (uint64_t)timeout_ms * 1000000ull;
     __atomic_store_n(&ctl->input_start_ns, t0, __ATOMIC_RELEASE); /* until the first input starts */
+    /* a runner that is already gone never reads the command: the last batch's count must
+     * not pass for this one's */
+    __atomic_store_n(&ctl->completed, 0, __ATOMIC_RELEASE);
     int r = fs_host_write_u32(ctl_fd, FS_CMD_RUN);
     if (r) return r;
     int wait_ms = timeout_ms;
@@ -128,6 +131,7 @@ int fs_host_snapshot_run(int ctl_fd, int st_fd, struct fs_control *ctl, int runn
             if ((r = fs_host_read_u32(st_fd, REPLY_GRACE_MS, &status))) return r;
             res->runner_died = 1;
             res->status = (int)status;
+            res->never_started = __atomic_load_n(&ctl->input_start_ns, __ATOMIC_ACQUIRE) == t0;
             break;
         }
         if (msg != FS_MSG_DONE) return -EPROTO;

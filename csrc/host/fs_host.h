@@ -16,6 +16,7 @@ struct fs_batch_result {
     int timed_out;       /* we killed the runner: input ctl->completed hung */
     unsigned long long wall_ns;
     unsigned long long end_ns; /* CLOCK_MONOTONIC when the runner was reported gone */
+    int never_started;   /* the runner was gone before the batch's first input started */
 };
 
 int fs_host_shm_create(unsigned long size, int *id);

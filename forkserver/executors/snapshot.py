@@ -230,7 +230,7 @@ class SnapshotExecutor(ForkExecutor):
             completed, dying = self._wake(count - done, keep_map=True)
             for i in self._notable(completed):
                 notable.append((done + i, self._result_from_ctl(i, False)))
-            if dying is None and completed == 0 and not self.runner_pid:
+            if dying is None and completed == 0 and not self.runner_pid and not self._batch.never_started:
                 dying = ExecResult(Outcome.ERROR, detail=self._error_detail() or "the runner retired")
             if dying is not None:
                 notable.append((done + completed, dying))
@@ -303,6 +303,8 @@ class SnapshotExecutor(ForkExecutor):
             return completed, None
         # the runner is gone
         self.runner_pid = 0
+        if b.never_started and not b.timed_out:
+            return 0, None  # killed while idle (from outside): none of the batch ran; a new runner runs it
         if completed >= count:
             return completed, None  # after the last input: killed as it finished, its results stand
         if self.ctl.retired and not b.timed_out:
