@@ -205,11 +205,16 @@ class SnapshotExecutor(ForkExecutor):
         or made the runner retire: the rest of that batch did not run. hash_maps: the
         runtime hashes each map (by default when the map is not collected)."""
         count = self.ctl.batch_count
-        if not self.runner_pid:
-            self._start_runner()  # a new runner starts with an empty batch
-            self.ctl.batch_count = count
+        self._ensure_runner(count)
         self._set_checks(hash_maps=not collect_map if hash_maps is None else hash_maps)
         return self._run_loaded(count, collect_map, keep_map)
+
+    def _ensure_runner(self, count: int) -> None:
+        """A runner for the loaded batch of count inputs (a new runner starts with an
+        empty batch, so the count is put back)."""
+        if not self.runner_pid:
+            self._start_runner()
+            self.ctl.batch_count = count
 
     def run_whole_loaded_batch(self) -> tuple[int, list[tuple[int, ExecResult]]]:
         """Runs every input of the loaded batch, for a fuzzer: past a crash, hang or
@@ -219,13 +224,11 @@ class SnapshotExecutor(ForkExecutor):
         input a runner died in carries its map (ExecResult.coverage); loaded_input(i)
         gives an input's bytes back until the next batch is loaded."""
         count = self.ctl.batch_count
-        offsets = list(ffi.unpack(self.ctl.input_offsets, count))
+        offsets = None  # the batch's own offsets, read only when a runner dies mid-batch
         notable: list[tuple[int, ExecResult]] = []
         done = 0
         while done < count:
-            if not self.runner_pid:
-                self._start_runner()  # a new runner starts with an empty batch
-                self.ctl.batch_count = count - done
+            self._ensure_runner(count - done)
             self._set_checks(hash_maps=False)
             completed, dying = self._wake(count - done, keep_map=True)
             for i in self._notable(completed):
@@ -235,13 +238,16 @@ class SnapshotExecutor(ForkExecutor):
             if dying is not None:
                 notable.append((done + completed, dying))
                 completed += 1
-            done += completed
-            rest = offsets[done:]
-            if rest:
+            if done + completed < count:  # the rest of the batch goes to the next runner
+                if offsets is None:
+                    offsets = list(ffi.unpack(self.ctl.input_offsets, count))
+                rest = offsets[done + completed:]
                 self.ctl.input_offsets[0:len(rest)] = rest
                 self.ctl.batch_count = len(rest)
-        self.ctl.input_offsets[0:count] = offsets
-        self.ctl.batch_count = count
+            done += completed
+        if offsets is not None:
+            self.ctl.input_offsets[0:count] = offsets
+            self.ctl.batch_count = count
         return count, notable
 
     def _notable(self, completed: int) -> list[int]:
