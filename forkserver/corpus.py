@@ -41,9 +41,13 @@ class Corpus:
     def __init__(self):
         self.entries: list[Entry] = []
         self._cache: dict[int, bytes] = {}
+        self._total_exec_us = 0.0  # running sums: the scheduler asks for averages at every turn
+        self._total_edges = 0
 
     def add(self, entry: Entry) -> Entry:
         self.entries.append(entry)
+        self._total_exec_us += entry.exec_us
+        self._total_edges += int(entry.edges.size)
         return entry
 
     def __len__(self) -> int:
@@ -64,8 +68,8 @@ class Corpus:
 
     @property
     def average_exec_us(self) -> float:
-        return float(np.mean([e.exec_us for e in self.entries])) if self.entries else 0.0
+        return self._total_exec_us / len(self.entries) if self.entries else 0.0
 
     @property
     def average_edges(self) -> float:
-        return float(np.mean([e.edges.size for e in self.entries])) if self.entries else 0.0
+        return self._total_edges / len(self.entries) if self.entries else 0.0

@@ -27,6 +27,7 @@ from .scheduler import Scheduler
 
 EXIT_ON_CRASH_STATUS = 77  # libFuzzer's exit status for a crash found
 STATS_EVERY_S = 5.0        # fuzzer_stats and plot_data
+REFRESH_EVERY_S = 0.25     # the monitor's figures (the live panel's rate)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Fuzzer:
         self.found_crash = False
         self._started = time.monotonic()
         self._last_stats = 0.0
+        self._last_refresh = 0.0
         self._rate_mark = (time.monotonic(), 0)
         self.havoc: Havoc | None = None
 
@@ -222,7 +224,7 @@ class Fuzzer:
         ran, notable = snap.run_whole_loaded_batch()
         self.execs += ran
         # read the flagged inputs back before anything else is loaded into the block
-        return ran, [(r, snap.loaded_input(i)) for i, r in notable if _notable(r)]
+        return ran, [(r, snap.loaded_input(i)) for i, r in notable]
 
     def _run_one_by_one(self, parent: bytes, count: int, splice: bytes | None) -> list[tuple[ExecResult, bytes]]:
         notable = []
@@ -332,7 +334,9 @@ class Fuzzer:
             raise Stop(f"--max-time {self.opts.max_time:g} s reached")
         if self.opts.max_runs is not None and self.execs >= self.opts.max_runs:
             raise Stop(f"{self.opts.max_runs} runs done")
-        self.monitor.update(self._refresh())
+        if now - self._last_refresh >= REFRESH_EVERY_S:  # the figures cost a pass over the map
+            self._last_refresh = now
+            self.monitor.update(self._refresh())
         if now - self._last_stats >= STATS_EVERY_S:
             self._flush()
 
