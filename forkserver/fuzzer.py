@@ -18,6 +18,7 @@ from .corpus import Corpus, Entry
 from .errors import InputError, RunnerError
 from .executors import ExecResult, Executor, Outcome, SnapshotExecutor
 from .executors import AutoExecutor
+from .feedbacks import CoverageFeedback
 from .monitor import Monitor, Status
 from .mutators import Havoc, parse_autodict
 from .novelty import Novelty, VirginMap, larger
@@ -56,6 +57,7 @@ class Fuzzer:
         self.monitor = monitor
         self.virgin = VirginMap()
         executor.use_virgin(self.virgin)
+        self.coverage = CoverageFeedback(self.virgin)
         self.corpus = Corpus()
         self.rng = np.random.default_rng(options.seed)
         self.scheduler = Scheduler(self.corpus, self.rng)
@@ -233,9 +235,13 @@ class Fuzzer:
             r = self._run(data)
             if r.outcome is not Outcome.OK:
                 r.coverage = self._active().map.snapshot()  # the map of the run that just ended
-            if _notable(r):
+            if self._notable(r):
                 notable.append((r, data))
         return notable
+
+    def _notable(self, r: ExecResult) -> bool:
+        """Worth a look: new coverage (the coverage feedback's call), or not an ok run."""
+        return r.outcome is not Outcome.OK or self.coverage.is_interesting(r)
 
     def _run(self, data: bytes, keep_map: bool = False) -> ExecResult:
         self.execs += 1
@@ -257,7 +263,7 @@ class Fuzzer:
             # the runner classified the input before it gave up: its news stands
             again.novelty = larger(r.novelty, again.novelty)
             r = again
-            if not _notable(r):
+            if not self._notable(r):
                 return
         if r.outcome is not Outcome.OK and r.coverage is None:
             r = self._run(data, keep_map=True)  # an objective is judged by its map
@@ -396,10 +402,6 @@ class Fuzzer:
         )
         self.out.write_stats(stats)
         self.out.append_plot(stats, st.map_size)
-
-
-def _notable(r: ExecResult) -> bool:
-    return r.outcome is not Outcome.OK or r.novelty not in (None, Novelty.NONE)
 
 
 def read_stats(path: Path) -> dict[str, str]:
