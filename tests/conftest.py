@@ -51,7 +51,8 @@ def _backend_param(name: str):
 BACKEND_PARAMS = [_backend_param(name) for name in BACKEND_IDS]
 
 # Environment for harnesses that need one. 64 MiB: a heap region large enough that
-# pagemap-scan tracks it chunk by chunk (regions of 32 MiB or more).
+# pagemap-scan traps its writes page by page instead of walking it (regions of 32 MiB
+# or more).
 HARNESS_ENV = {"big_heap": {"BIG_HEAP_MB": "64"}}
 
 # The inputs every harness gets besides its seeds: they only mean something to the

@@ -8,8 +8,8 @@ here (soft-dirty, when the kernel lacks CONFIG_MEM_SOFT_DIRTY) are skipped with 
 
 Repetitions: every input 1,000 times (shuffled, fixed seed) with pagemap-scan; 200 times
 with mprotect and full-copy (they are 2-5x slower per input on these 2-vCPU machines).
-big_heap (64 MiB) and kernel_write (64 MiB) are large enough that pagemap-scan tracks
-them chunk by chunk; they get fewer repetitions (full-copy compares all 64 MiB per
+big_heap (64 MiB) and kernel_write (64 MiB) are large enough that pagemap-scan traps
+their writes instead of walking them; they get fewer repetitions (full-copy compares all 64 MiB per
 input). On hang, HANG itself is replayed 30 times (pagemap-scan) / 8 times (others) at
 -t 100, the seeds 1,000 / 200 times: each HANG costs a whole timeout.
 """

@@ -23,7 +23,6 @@
 #define FS_MAX_NEW_MAPPINGS 512
 #define FS_DIRTY_VEC 4096
 #define FS_ALT_STACK_SIZE (256 * 1024)
-#define FS_CHUNK_SIZE (256ul << 10) /* pagemap-scan tracks large regions in chunks of this */
 #define FS_MAX_CODE_RANGES 32
 
 /* Configuration, read once from the environment at start-up. */
@@ -61,8 +60,8 @@ struct fs_region {
     unsigned char *copy;     /* contents at snapshot time */
     unsigned char *written;  /* one byte per page: mprotect backend, 1 once written;
                               * pagemap-scan, restores since the page last differed */
-    unsigned char *chunk_state; /* chunked regions: per chunk a uint32_t, then a byte */
-    int chunked;             /* pagemap-scan: large, tracked chunk by chunk */
+    unsigned char *trap_state; /* write-trapped regions: a state byte per page, then the open list */
+    int trap_writes;         /* pagemap-scan: large, its first writes trap (never walked) */
     char name[64];
 };
 
@@ -128,11 +127,12 @@ struct fs_snapshot {
     uintptr_t brk_start;     /* program break at snapshot */
     struct fs_saved_fd fds[FS_MAX_FDS];   /* sorted by fd */
     int fd_count;
-    struct fs_kernel_sigaction handlers[65]; /* as the kernel has them (ours for SIGSYS/SIGSEGV) */
-    /* The runtime's own handlers (SIGSYS always, SIGSEGV when owns_segv) are invisible:
+    struct fs_kernel_sigaction handlers[65]; /* as the kernel has them (ours for SIGSYS/SIGSEGV/SIGBUS) */
+    /* The runtime's own handlers (SIGSYS always, SIGSEGV and SIGBUS when owns_faults) are invisible:
      * the program sees and sets these views instead; a restore puts the snapshot's back. */
     struct fs_kernel_sigaction sigsys_view, sigsys_view_snap;
     struct fs_kernel_sigaction segv_view, segv_view_snap;
+    struct fs_kernel_sigaction bus_view, bus_view_snap;
     uint64_t sigmask;            /* blocked signals at the snapshot, as the kernel has them */
     uint64_t hidden_blocked;     /* of the signals the kernel must never block, those the program believes blocked */
     uint64_t hidden_blocked_snap;
@@ -176,14 +176,17 @@ struct fs_snapshot {
     uint64_t dirty_pages;        /* pages restored by the last restore */
     /* backend scratch */
     int uffd, pagemap_fd;
+    int trap_uffd;               /* pagemap-scan's large regions: sync write-protect, SIGBUS */
+    struct fs_region *opened_region; /* pagemap-scan: the region the last kernel write opened... */
+    uint32_t opened_before_write;    /* ...and its open count before it, plus 1 (0: none) */
     void *scan_vec;              /* struct page_region[FS_DIRTY_VEC] */
     uintptr_t *dirty_list;       /* mprotect backend: pages written this iteration */
     size_t dirty_count, dirty_cap;
     size_t dirty_count_before_write; /* mprotect backend: the list length before a kernel write */
     uintptr_t brk_now;           /* program break as the watch last saw it */
     const struct fs_tracker *tracker;
-    int track_kernel_writes;     /* announce kernel writes (mprotect backend, chunked regions) */
-    int owns_segv;               /* our SIGSEGV handler is installed */
+    int track_kernel_writes;     /* announce kernel writes (mprotect backend, write-trapped regions) */
+    int owns_faults;             /* our SIGSEGV and SIGBUS handlers are installed */
     uint32_t restore_count;      /* restores since the snapshot, from 1 (counted at the end of each) */
     int watch_fds;               /* the watch logs new fds */
     struct fs_mapping_change scan_ranges[FS_MAX_REGIONS]; /* pagemap-scan: one walk each */
@@ -316,8 +319,8 @@ int fs_maps_read(struct fs_map_entry *out, int max);
 /* syscall_watch.c */
 int fs_syscall_watch_install(int track_kernel_writes, char *err, size_t errlen);
 void fs_note_thread_start(void);
-/* The signals the kernel must never block in the runner (a forced SIGSYS or SIGSEGV
- * would kill it): SIGSYS always, SIGSEGV while the runtime owns it. */
+/* The signals the kernel must never block in the runner (a forced SIGSYS, SIGSEGV or
+ * SIGBUS would kill it): SIGSYS always, SIGSEGV and SIGBUS while the runtime owns them. */
 uint64_t fs_hidden_signals(void);
 /* 1 in the runner, 0 in the processes it starts (they inherit its memory, not its role) */
 int fs_in_runner(void);
@@ -336,7 +339,7 @@ struct fs_tracker {
     /* Calls fs_snapshot_restore_page for every page written since the last call, then
      * re-arms tracking. */
     int (*collect)(struct fs_snapshot *s);
-    /* mprotect backend only: the kernel is about to write [addr, addr+len). */
+    /* The kernel is about to write [addr, addr+len). */
     void (*note_kernel_write)(struct fs_snapshot *s, uintptr_t addr, size_t len);
     /* After a note_kernel_write: the kernel wrote only below written_end. */
     void (*kernel_write_done)(struct fs_snapshot *s, uintptr_t written_end);
@@ -346,10 +349,10 @@ struct fs_tracker {
     int (*handle_fault)(struct fs_snapshot *s, uintptr_t addr);
 };
 const struct fs_tracker *fs_tracker_get(int backend);
-/* Bookkeeping bytes a region needs (page marks, chunk state), and where they go. */
+/* Bookkeeping bytes a region needs (page marks, write-trap state), and where they go. */
 size_t fs_tracker_marks_size(const struct fs_region *r);
 void fs_tracker_place_marks(struct fs_region *r, unsigned char *marks);
-/* 0 for pages of chunks never written (no copy taken: they were read-only throughout). */
+/* 0 for write-trapped pages never opened (no copy taken: they were protected throughout). */
 int fs_tracker_page_has_copy(struct fs_snapshot *s, struct fs_region *r, uintptr_t page);
 int fs_tracker_auto(char *reason, size_t len);
 

@@ -88,7 +88,7 @@ void fs_runtime_init(void) {
     fs_st->alt_stack = (char *)p + size;
     fs_st->signal_stack = (char *)p + size + FS_ALT_STACK_SIZE;
     fs_st->input_fd = -1;
-    fs_st->snap.uffd = fs_st->snap.pagemap_fd = fs_st->snap.sparse_fd = -1;
+    fs_st->snap.uffd = fs_st->snap.pagemap_fd = fs_st->snap.sparse_fd = fs_st->snap.trap_uffd = -1;
     fs_libc_init();
     fs_config_load(&fs_st->cfg);
     fs_debug_enabled = fs_env_flag(FS_ENV_DEBUG);

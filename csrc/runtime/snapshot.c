@@ -224,7 +224,7 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     s->backend = backend;
     s->tracker = fs_tracker_get(backend);
     s->track_kernel_writes = backend == FS_BACKEND_MPROTECT;
-    s->owns_segv = 0;
+    s->owns_faults = 0;
     s->excluded_count = 0;
     for (int i = 0; i < fs_st->own_memory_count; i++)
         exclude((const void *)fs_st->own_memory[i].start, fs_st->own_memory[i].end - fs_st->own_memory[i].start);
@@ -300,15 +300,16 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     int trapped = fs_sparse_arm(err, errlen);
     if (trapped < 0) return -1;
     if (trapped) {
-        if (!s->owns_segv) fs_write_faults_install(s);
+        if (!s->owns_faults) fs_write_faults_install(s);
         s->track_kernel_writes = 1;
     }
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
-        if (!r->chunked) fs_libc.memcpy(r->copy, (void *)r->start, r->end - r->start); /* chunked: on first write */
+        if (!r->trap_writes) fs_libc.memcpy(r->copy, (void *)r->start, r->end - r->start); /* trapped: on first write */
     }
     add_kept_fd(s->uffd);
     add_kept_fd(s->pagemap_fd);
+    add_kept_fd(s->trap_uffd);
     sort_fds();
     s->new_mapping_count = s->reprotected_count = 0;
     s->discarded_count = s->reserved_changed_count = 0;
@@ -331,7 +332,7 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     return 0;
 }
 
-/* Installs one of the runtime's own handlers (SIGSYS, SIGSEGV). The program's handler
+/* Installs one of the runtime's own handlers (SIGSYS, SIGSEGV, SIGBUS). The program's handler
  * becomes its view (what it reads and sets from now on), and the snapshot's handler
  * table shows ours, so that no restore removes it. The mask is empty: an execve from
  * the handler hands the program's own mask on. */
@@ -445,6 +446,7 @@ static void restore_signals(struct fs_snapshot *s) {
     if (!(broken & FS_BREAK_SIGNALS)) {
         s->sigsys_view = s->sigsys_view_snap;
         s->segv_view = s->segv_view_snap;
+        s->bus_view = s->bus_view_snap;
         s->altstack_view = s->altstack_view_snap;
     }
     if (!(broken & FS_BREAK_MASK)) {
@@ -460,8 +462,9 @@ static void restore_signals(struct fs_snapshot *s) {
 /* Pages the program handed back to the kernel (MADV_DONTNEED and kin) read as zeros
  * or as the file now, without having been written: compare them with the snapshot.
  * The watch made them writable and tracked when the call was made, which is enough for
- * the mprotect backend and pagemap-scan's chunks (this kernel reports zapped pages of
- * a write-protected range as written); a zapped page carries no soft-dirty bit. */
+ * the mprotect backend and pagemap-scan's write-trapped regions (and this kernel
+ * reports zapped pages of a write-protected range as written); a zapped page carries
+ * no soft-dirty bit. */
 static void restore_discarded(struct fs_snapshot *s) {
     for (int d = 0; d < s->discarded_count; d++) {
         uintptr_t lo = s->discarded[d].start, hi = s->discarded[d].end;
@@ -540,8 +543,9 @@ static int verify_kernel_state(struct fs_snapshot *s, char *err, size_t errlen) 
         if (!same_action(&k, &s->handlers[sig]))
             return snprintf(err, errlen, "the handler of signal %d differs from the snapshot's", sig), -1;
     }
-    if (!same_action(&s->sigsys_view, &s->sigsys_view_snap) || !same_action(&s->segv_view, &s->segv_view_snap))
-        return snprintf(err, errlen, "the program's SIGSYS or SIGSEGV handler differs from the snapshot's"), -1;
+    if (!same_action(&s->sigsys_view, &s->sigsys_view_snap) || !same_action(&s->segv_view, &s->segv_view_snap) ||
+        !same_action(&s->bus_view, &s->bus_view_snap))
+        return snprintf(err, errlen, "the program's SIGSYS, SIGSEGV or SIGBUS handler differs from the snapshot's"), -1;
     if (s->altstack_view.ss_sp != s->altstack_view_snap.ss_sp || s->altstack_view.ss_flags != s->altstack_view_snap.ss_flags)
         return snprintf(err, errlen, "the signal stack differs from the snapshot's"), -1;
     uint64_t mask;
@@ -601,7 +605,7 @@ int fs_snapshot_verify(char *err, size_t errlen) {
     int n = fs_maps_read(now, FS_MAX_MAP_ENTRIES);
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
-        int prot_mask = s->backend == FS_BACKEND_MPROTECT || r->chunked ? ~PROT_WRITE : ~0;
+        int prot_mask = s->backend == FS_BACKEND_MPROTECT ? ~PROT_WRITE : ~0;
         uintptr_t covered = r->start;
         for (int k = 0; k < n && covered < r->end; k++)
             if (now[k].start <= covered && now[k].end > covered && (now[k].prot & prot_mask) == (r->prot & prot_mask))

@@ -248,16 +248,30 @@ static void reset_trapped(struct fs_snapshot *s) {
     s->heated_count = kept;
 }
 
+static void reset_walked(uintptr_t start, uintptr_t end, int skip_regions) {
+    if (start < end && for_each_populated(start, end, skip_regions, drop_hole_pages, NULL))
+        drop_hole_pages(start, end, NULL); /* cannot tell: drop every hole */
+}
+
 /* Untrapped holes: one walk per mapping finds what the input populated there, usually
- * nothing. A MADV_DONTNEED per hole would cost ~2 us each even with nothing to drop. */
+ * nothing. A MADV_DONTNEED per hole would cost ~2 us each even with nothing to drop.
+ * Under pagemap-scan the kernel skips the async write-protected regions whole; the
+ * write-trapped ones (sync write-protect) it would walk page by page, so the walk goes
+ * around them. */
 void fs_sparse_reset_holes(void) {
     struct fs_snapshot *s = SNAP;
     if (s->heated_count || s->heated_overflow) reset_trapped(s);
     int skip_regions = s->backend == FS_BACKEND_PAGEMAP_SCAN;
     for (int i = 0; i < s->sparse_count; i++) {
-        if (fs_sparse_trapped(s->sparse[i].start, s->sparse[i].end)) continue;
-        if (for_each_populated(s->sparse[i].start, s->sparse[i].end, skip_regions, drop_hole_pages, NULL))
-            drop_hole_pages(s->sparse[i].start, s->sparse[i].end, NULL); /* cannot tell: drop every hole */
+        uintptr_t from = s->sparse[i].start, end = s->sparse[i].end;
+        if (fs_sparse_trapped(from, end)) continue;
+        for (int k = 0; k < s->region_count && skip_regions; k++) {
+            const struct fs_region *r = &s->regions[k];
+            if (!r->trap_writes || r->end <= from || r->start >= end) continue;
+            reset_walked(from, r->start, skip_regions);
+            from = r->end;
+        }
+        reset_walked(from, end, skip_regions);
     }
 }
 

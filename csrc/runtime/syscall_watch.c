@@ -1,7 +1,7 @@
 /* The syscall watch: a seccomp filter in the snapshot runner that traps the system
  * calls a restore must know about (mapping changes, brk, signal handlers and mask,
  * timers, new fds, new threads, kernel-side process state, exec) and, when a backend
- * keeps memory read-only (mprotect, pagemap-scan's cold chunks), every call that may
+ * keeps memory read-only (mprotect, pagemap-scan's write-trapped regions), every call that may
  * write into memory. The SIGSYS handler notes each, then performs it from
  * fs_raw_syscall, whose address the filter lets through.
  *
@@ -10,7 +10,7 @@
  * at the snapshot (an exec'd program's code lies elsewhere), and in the runner's
  * children the handler only performs the call. And a SIGSYS the kernel forces while it
  * is blocked kills the process; so the program may never really block SIGSYS (nor
- * SIGSEGV while the runtime owns it): it sees the mask it asked for, the kernel gets
+ * SIGSEGV and SIGBUS while the runtime owns them): it sees the mask it asked for, the kernel gets
  * the mask less those. */
 #define _GNU_SOURCE
 #include <linux/audit.h>
@@ -172,8 +172,10 @@ static int open_pointer_args(const long *a, int attempt) {
 static long run_writing_call(long nr, long *a) {
     struct fs_snapshot *s = SNAP;
     if (!s->track_kernel_writes) return raw6(nr, a);
-    if (s->tracker->kernel_write_done && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)) {
-        /* these return how far the kernel wrote: the backend may take back the rest */
+    if (s->tracker->kernel_write_done && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64) && a[1] &&
+        a[2]) {
+        /* these return how far the kernel wrote: the backend may take back the rest of
+         * what it opened (an empty buffer is noted nowhere, so it has nothing to take) */
         note_kernel_writes(nr, a);
         long r = raw6(nr, a);
         s->tracker->kernel_write_done(s, (uintptr_t)a[1] + (IS_ERR(r) ? 0 : (uintptr_t)r));
@@ -302,12 +304,15 @@ static void note_process_state(unsigned piece) { SNAP->process_state_changed |= 
 
 /* ---- signals: the runtime's own stay out of sight ---- */
 
-uint64_t fs_hidden_signals(void) { return SIGBIT(SIGSYS) | (SNAP->owns_segv ? SIGBIT(SIGSEGV) : 0); }
+uint64_t fs_hidden_signals(void) {
+    return SIGBIT(SIGSYS) | (SNAP->owns_faults ? SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) : 0);
+}
 
 static struct fs_kernel_sigaction *signal_view(int sig) {
     struct fs_snapshot *s = SNAP;
     if (sig == SIGSYS) return &s->sigsys_view;
-    if (sig == SIGSEGV && s->owns_segv) return &s->segv_view;
+    if (sig == SIGSEGV && s->owns_faults) return &s->segv_view;
+    if (sig == SIGBUS && s->owns_faults) return &s->bus_view;
     return NULL;
 }
 

@@ -24,17 +24,17 @@ int fs_tracker_auto(char *reason, size_t len) {
     return FS_BACKEND_FULL_COPY;
 }
 
-/* Per region: one mark byte per page (8-aligned), then the chunk bookkeeping. */
+/* Per region: one mark byte per page (8-aligned), then the write-trap bookkeeping. */
 static size_t page_marks_size(const struct fs_region *r) { return ((r->end - r->start) / FS_PAGE_SIZE + 7) & ~7ul; }
 
-size_t fs_tracker_marks_size(const struct fs_region *r) { return page_marks_size(r) + fs_chunk_marks_size(r); }
+size_t fs_tracker_marks_size(const struct fs_region *r) { return page_marks_size(r) + fs_trap_marks_size(r); }
 
 void fs_tracker_place_marks(struct fs_region *r, unsigned char *marks) {
     r->written = marks;
-    r->chunk_state = marks + page_marks_size(r);
+    r->trap_state = marks + page_marks_size(r);
 }
 
 int fs_tracker_page_has_copy(struct fs_snapshot *s, struct fs_region *r, uintptr_t page) {
     (void)s;
-    return fs_chunk_has_copy(r, page);
+    return fs_trap_page_has_copy(r, page);
 }

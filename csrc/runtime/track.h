@@ -13,12 +13,13 @@ extern const struct fs_tracker fs_tracker_full_copy, fs_tracker_pagemap_scan, fs
 /* full-copy's collect for one region: compare every page, copy back those that differ */
 void fs_collect_by_compare(struct fs_region *r);
 
-/* write_faults.c: the SIGSEGV handler of backends that keep memory read-only */
+/* write_faults.c: the SIGSEGV and SIGBUS handler of backends that keep memory
+ * read-only or write-protected */
 void fs_write_faults_install(struct fs_snapshot *s);
 
-/* track_pagemap_scan.c: bookkeeping bytes of a region tracked chunk by chunk, and
- * whether a page's chunk has its snapshot copy yet */
-size_t fs_chunk_marks_size(const struct fs_region *r);
-int fs_chunk_has_copy(struct fs_region *r, uintptr_t page);
+/* track_pagemap_scan.c: bookkeeping bytes of a write-trapped region, and whether one
+ * of its pages has its snapshot copy yet */
+size_t fs_trap_marks_size(const struct fs_region *r);
+int fs_trap_page_has_copy(struct fs_region *r, uintptr_t page);
 
 #endif

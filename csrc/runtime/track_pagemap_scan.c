@@ -1,10 +1,13 @@
 /* The pagemap-scan backend: userfaultfd async write-protect + PAGEMAP_SCAN.
- * Regions of FS_BIG_REGION or more are tracked chunk by chunk, since a walk costs
- * ~2 ns for every page in its range: a cold chunk (not written lately) is made
- * read-only and not walked; the first write to it (a fault, or a syscall that the
- * watch sees will write there) makes it hot: writable and walked. A hot chunk that
- * stays clean for CHUNK_COOL_AFTER restores turns cold again. The cost of a restore
- * then follows the pages written, not the size of the heap. */
+ * A walk costs ~2 ns for every page in its range, so regions of FS_BIG_REGION or more
+ * are not walked: they are write-protected through a second userfaultfd, in sync mode
+ * with SIGBUS delivery, and the first write to a page traps (write_faults.c). The trap
+ * saves the page's snapshot copy if it has none yet, makes the page writable and puts
+ * it on the region's open list; a syscall that the watch sees will write there does
+ * the same beforehand. A restore then visits the open pages only: one that differs is
+ * copied back and stays open, one that stays clean for PAGE_COOL_AFTER restores is
+ * protected again. The cost of a restore follows the pages written, not the size of
+ * the heap, and no VMA is ever split. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -25,73 +28,103 @@
  * trap costs nothing more, and a walk of every page of ASan's allocator and globals
  * would cost more than the rest of the restore. */
 #define FS_BIG_REGION_WATCHED (1ul << 20)
-#define CHUNK FS_CHUNK_SIZE
-#define CHUNK_COOL_AFTER 2
+/* Per page of a trapped region: */
+#define PAGE_COPIED 1 /* its snapshot contents are in r->copy */
+#define PAGE_OPEN 2   /* writable: on the open list, compared at every restore */
 
-static size_t chunk_count(struct fs_region *r) { return (r->end - r->start + CHUNK - 1) / CHUNK; }
+static size_t page_count(const struct fs_region *r) { return (r->end - r->start) / PAGE; }
 
-/* chunk state: 0 cold, else the restore count when it was last seen written */
-static uint32_t *chunk_seen(struct fs_region *r) { return (uint32_t *)(void *)r->chunk_state; }
+static unsigned char *page_state(struct fs_region *r) { return r->trap_state; }
 
-static void chunk_bounds(struct fs_region *r, size_t c, uintptr_t *start, uintptr_t *end) {
-    *start = r->start + c * CHUNK;
-    *end = *start + CHUNK < r->end ? *start + CHUNK : r->end;
-}
-
-/* 1 once the chunk's contents are in the snapshot copy */
-static unsigned char *chunk_copied(struct fs_region *r) { return (unsigned char *)(chunk_seen(r) + chunk_count(r)); }
-
-/* The hot chunks, so that a restore's work does not grow with the region's size:
- * [0] is the count, then the chunk indices. */
-static uint32_t *hot_list(struct fs_region *r) {
-    uintptr_t after = (uintptr_t)(chunk_copied(r) + chunk_count(r));
+/* The open pages, so that a restore's work does not grow with the region's size:
+ * [0] is the count, then the page indices. */
+static uint32_t *open_list(struct fs_region *r) {
+    uintptr_t after = (uintptr_t)(r->trap_state + page_count(r));
     return (uint32_t *)((after + 3) & ~(uintptr_t)3);
 }
 
-/* A cold chunk holds exactly the snapshot's contents (read-only since the snapshot,
- * or restored before it went cold), so its copy is taken here, on its first heat:
- * a runner never copies the chunks it never writes. */
-static void heat_chunk(struct fs_snapshot *s, struct fs_region *r, size_t c) {
-    uint32_t *seen = chunk_seen(r);
-    if (seen[c]) return;
-    uintptr_t a, b;
-    chunk_bounds(r, c, &a, &b);
-    if (!chunk_copied(r)[c]) {
-        fs_libc.memcpy(r->copy + (a - r->start), (void *)a, b - a);
-        chunk_copied(r)[c] = 1;
-    }
-    fs_sys3(SYS_mprotect, (long)a, (long)(b - a), r->prot);
-    seen[c] = s->restore_count;
-    uint32_t *hot = hot_list(r);
-    hot[1 + hot[0]++] = (uint32_t)c;
+static int trap_wp(struct fs_snapshot *s, uintptr_t start, uintptr_t end, int protect) {
+    struct uffdio_writeprotect wp = {.range = {start, end - start}, .mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
+    return (int)fs_raw_syscall(SYS_ioctl, s->trap_uffd, UFFDIO_WRITEPROTECT, (long)&wp, 0, 0, 0);
 }
 
-static void heat_range(struct fs_snapshot *s, uintptr_t addr, size_t len) {
-    for (uintptr_t p = addr & ~(PAGE - 1); p < addr + len;) {
+/* Opens the pages of [a, b) (page aligned, inside r). A page not opened since the
+ * snapshot still holds the snapshot's contents (any write would have trapped), so its
+ * copy is taken here: a runner never copies the pages it never writes. */
+static void open_pages(struct fs_snapshot *s, struct fs_region *r, uintptr_t a, uintptr_t b) {
+    unsigned char *state = page_state(r);
+    uint32_t *open = open_list(r);
+    int any_closed = 0;
+    for (uintptr_t p = a; p < b; p += PAGE) {
+        size_t i = (p - r->start) / PAGE;
+        if (state[i] & PAGE_OPEN) continue;
+        any_closed = 1;
+        if (!(state[i] & PAGE_COPIED)) {
+            fs_libc.memcpy(r->copy + (p - r->start), (void *)p, PAGE);
+            state[i] |= PAGE_COPIED;
+        }
+    }
+    if (!any_closed) return;
+    trap_wp(s, a, b, 0);
+    for (uintptr_t p = a; p < b; p += PAGE) {
+        size_t i = (p - r->start) / PAGE;
+        if (state[i] & PAGE_OPEN) continue;
+        state[i] |= PAGE_OPEN;
+        r->written[i] = 0;
+        open[1 + open[0]++] = (uint32_t)i;
+    }
+}
+
+static void open_range(struct fs_snapshot *s, uintptr_t addr, size_t len) {
+    uintptr_t end = (addr + len + PAGE - 1) & ~(PAGE - 1);
+    for (uintptr_t p = addr & ~(PAGE - 1); p < end;) {
         struct fs_region *r = fs_snapshot_find_region(p);
         if (!r) {
             p += PAGE;
             continue;
         }
-        if (r->chunked) heat_chunk(s, r, (p - r->start) / CHUNK);
-        uintptr_t next = r->chunked ? r->start + ((p - r->start) / CHUNK + 1) * CHUNK : r->end;
-        p = next;
+        uintptr_t stop = end < r->end ? end : r->end;
+        if (r->trap_writes) open_pages(s, r, p, stop);
+        p = stop;
     }
 }
 
 static int pagemap_handle_fault(struct fs_snapshot *s, uintptr_t addr) {
     struct fs_region *r = fs_snapshot_find_region(addr);
-    if (!r || !r->chunked) return 0;
-    size_t c = (addr - r->start) / CHUNK;
-    if (chunk_seen(r)[c]) return 0; /* hot already: a real fault */
-    heat_chunk(s, r, c);
+    if (!r || !r->trap_writes) return 0;
+    uintptr_t p = addr & ~(PAGE - 1);
+    if (page_state(r)[(p - r->start) / PAGE] & PAGE_OPEN) return 0; /* open already: a real fault */
+    open_pages(s, r, p, p + PAGE);
     return 1;
 }
 
-static void pagemap_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, size_t len) { heat_range(s, addr, len); }
+static void pagemap_note_kernel_write(struct fs_snapshot *s, uintptr_t addr, size_t len) {
+    s->opened_before_write = 0;
+    struct fs_region *r = fs_snapshot_find_region(addr);
+    if (r && r->trap_writes) {
+        s->opened_region = r;
+        s->opened_before_write = open_list(r)[0] + 1; /* 0: nothing to take back */
+    }
+    open_range(s, addr, len);
+}
 
-static void pagemap_note_reprotect(struct fs_snapshot *s, uintptr_t start, uintptr_t end) {
-    heat_range(s, start, end - start);
+/* A read-like call returned: the pages it opened past what the kernel wrote are still
+ * the snapshot's, so they are protected again at once (a 1 MiB read buffer that gets
+ * ten bytes must not cost 256 compares at every restore). */
+static void pagemap_kernel_write_done(struct fs_snapshot *s, uintptr_t written_end) {
+    struct fs_region *r = s->opened_region;
+    if (!r || !s->opened_before_write) return;
+    uint32_t *open = open_list(r), keep = s->opened_before_write - 1;
+    uintptr_t limit = (written_end + PAGE - 1) & ~(PAGE - 1);
+    while (open[0] > keep) {
+        uint32_t i = open[open[0]];
+        uintptr_t p = r->start + (uintptr_t)i * PAGE;
+        if (p < limit) break;
+        trap_wp(s, p, p + PAGE, 1);
+        page_state(r)[i] &= ~PAGE_OPEN;
+        open[0]--;
+    }
+    s->opened_region = NULL;
 }
 
 static int wp_range(int uffd, uintptr_t start, uintptr_t end) {
@@ -105,16 +138,16 @@ static int wp_range(int uffd, uintptr_t start, uintptr_t end) {
 
 static void plan_scan_ranges(struct fs_snapshot *s) {
     s->scan_range_count = 0;
-    int after_chunked = 0;
+    int after_trapped = 0;
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
-        if (r->chunked) { /* walked chunk by chunk: never inside a merged range */
-            after_chunked = 1;
+        if (r->trap_writes) { /* never walked, so never inside a merged range */
+            after_trapped = 1;
             continue;
         }
         struct fs_mapping_change *last =
-            s->scan_range_count && !after_chunked ? &s->scan_ranges[s->scan_range_count - 1] : NULL;
-        after_chunked = 0;
+            s->scan_range_count && !after_trapped ? &s->scan_ranges[s->scan_range_count - 1] : NULL;
+        after_trapped = 0;
         if (last) {
             int a = fs_snapshot_layout_index(last->end - 1), b = fs_snapshot_layout_index(r->start);
             if (a >= 0 && b >= 0 && b - a - 1 <= SCAN_MERGE_GAP_VMAS) {
@@ -144,40 +177,44 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
         snprintf(err, errlen, "cannot open /proc/self/pagemap: %s", strerror(errno));
         return -1;
     }
+    size_t big = s->has_trapped_holes ? FS_BIG_REGION_WATCHED : FS_BIG_REGION;
+    int any_trapped = 0;
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
+        memset(r->written, 0, page_count(r));
+        r->trap_writes = r->end - r->start >= big && !r->compare_always;
+        if (!r->trap_writes) continue;
+        any_trapped = 1;
+        memset(page_state(r), 0, page_count(r));
+        open_list(r)[0] = 0;
+    }
+    if (any_trapped) {
+        s->trap_uffd = fs_move_fd_high((int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+        struct uffdio_api trap_api = {.api = UFFD_API, .features = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_WP_UNPOPULATED};
+        if (s->trap_uffd < 0 || ioctl(s->trap_uffd, UFFDIO_API, &trap_api)) {
+            snprintf(err, errlen, "userfaultfd with SIGBUS delivery failed: %s", strerror(errno));
+            return -1;
+        }
+        /* the handler first: from the moment they are protected, a write there traps */
+        fs_write_faults_install(s);
+        s->track_kernel_writes = 1;
+    }
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        int uffd = r->trap_writes ? s->trap_uffd : s->uffd;
         struct uffdio_register reg = {.range = {r->start, r->end - r->start}, .mode = UFFDIO_REGISTER_MODE_WP};
-        if (ioctl(s->uffd, UFFDIO_REGISTER, &reg) || wp_range(s->uffd, r->start, r->end)) {
+        if (ioctl(uffd, UFFDIO_REGISTER, &reg) || wp_range(uffd, r->start, r->end)) {
             snprintf(err, errlen, "cannot write-protect %s (%#lx-%#lx) with userfaultfd: %s", r->name,
                      (unsigned long)r->start, (unsigned long)r->end, strerror(errno));
             return -1;
         }
     }
-    int any_chunked = 0;
-    size_t big = s->has_trapped_holes ? FS_BIG_REGION_WATCHED : FS_BIG_REGION;
-    for (int i = 0; i < s->region_count; i++) {
-        struct fs_region *r = &s->regions[i];
-        memset(r->written, 0, (r->end - r->start) / PAGE);
-        r->chunked = r->end - r->start >= big && !r->compare_always;
-        if (!r->chunked) continue;
-        any_chunked = 1;
-        memset(chunk_seen(r), 0, chunk_count(r) * (sizeof(uint32_t) + 1));
-        hot_list(r)[0] = 0;
-        if (mprotect((void *)r->start, r->end - r->start, r->prot & ~PROT_WRITE)) {
-            snprintf(err, errlen, "mprotect of %s failed: %s", r->name, strerror(errno));
-            return -1;
-        }
-    }
-    if (any_chunked) {
-        fs_write_faults_install(s);
-        s->track_kernel_writes = 1;
-    }
     plan_scan_ranges(s);
     for (int i = 0; i < s->scan_range_count; i++)
         FS_DEBUG("scan range %#lx-%#lx", (unsigned long)s->scan_ranges[i].start, (unsigned long)s->scan_ranges[i].end);
     for (int i = 0; i < s->region_count; i++)
-        if (s->regions[i].chunked)
-            FS_DEBUG("chunked %#lx-%#lx", (unsigned long)s->regions[i].start, (unsigned long)s->regions[i].end);
+        if (s->regions[i].trap_writes)
+            FS_DEBUG("write-trapped %#lx-%#lx", (unsigned long)s->regions[i].start, (unsigned long)s->regions[i].end);
     return 0;
 }
 
@@ -212,7 +249,7 @@ static int page_cools(uintptr_t p) {
     return 1;
 }
 
-static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t end, struct fs_region *chunked) {
+static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t end) {
     struct fs_page_region *vec = s->scan_vec;
     while (start < end) {
         struct fs_pm_scan_arg arg = {
@@ -223,7 +260,6 @@ static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t en
         for (long k = 0; k < n; k++) {
             uintptr_t protect_from = 0;
             for (uintptr_t p = vec[k].start; p < vec[k].end; p += PAGE) {
-                if (chunked) chunk_seen(chunked)[(p - chunked->start) / CHUNK] = s->restore_count;
                 int protect = page_cools(p);
                 if (protect && !protect_from) protect_from = p;
                 if (!protect && protect_from) {
@@ -239,38 +275,24 @@ static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t en
     return 0;
 }
 
-/* Walks the hot chunks of a chunked region (runs of them at once), then cools the
- * chunks that stayed clean. */
-static int collect_chunked(struct fs_snapshot *s, struct fs_region *r) {
-    uint32_t *seen = chunk_seen(r), *hot = hot_list(r), count = hot[0], *list = hot + 1;
-    for (uint32_t i = 1; i < count; i++) /* sorted, so that neighbours share a walk */
-        for (uint32_t j = i; j > 0 && list[j - 1] > list[j]; j--) {
-            uint32_t t = list[j];
-            list[j] = list[j - 1];
-            list[j - 1] = t;
-        }
-    for (uint32_t i = 0; i < count;) {
-        uint32_t j = i + 1;
-        while (j < count && list[j] == list[j - 1] + 1) j++;
-        uintptr_t a, b, unused;
-        chunk_bounds(r, list[i], &a, &unused);
-        chunk_bounds(r, list[j - 1], &unused, &b);
-        if (scan_and_restore(s, a, b, r)) return -1;
-        i = j;
-    }
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t c = list[i];
-        if (s->restore_count - seen[c] < CHUNK_COOL_AFTER) {
-            list[kept++] = c;
+/* The open pages of a trapped region: each is put back if it differs, and protected
+ * again once it has matched the snapshot PAGE_COOL_AFTER restores in a row. */
+static int collect_trapped(struct fs_snapshot *s, struct fs_region *r) {
+    uint32_t *open = open_list(r), count = open[0], kept = 0;
+    unsigned char *state = page_state(r);
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t i = open[1 + k];
+        uintptr_t p = r->start + (uintptr_t)i * PAGE;
+        if (fs_snapshot_restore_page_in(r, p)) r->written[i] = 0;
+        else if (++r->written[i] >= PAGE_COOL_AFTER) {
+            if (trap_wp(s, p, p + PAGE, 1)) return -1;
+            r->written[i] = 0;
+            state[i] &= ~PAGE_OPEN;
             continue;
         }
-        uintptr_t a, b;
-        chunk_bounds(r, c, &a, &b);
-        fs_sys3(SYS_mprotect, (long)a, (long)(b - a), r->prot & ~PROT_WRITE);
-        seen[c] = 0;
+        open[1 + kept++] = i;
     }
-    hot[0] = kept;
+    open[0] = kept;
     return 0;
 }
 
@@ -282,25 +304,24 @@ static int collect_chunked(struct fs_snapshot *s, struct fs_region *r) {
  * A writable page is reported by every scan, so no write to it can be missed. */
 static int pagemap_scan_collect(struct fs_snapshot *s) {
     for (int i = 0; i < s->scan_range_count; i++)
-        if (scan_and_restore(s, s->scan_ranges[i].start, s->scan_ranges[i].end, NULL)) return -1;
+        if (scan_and_restore(s, s->scan_ranges[i].start, s->scan_ranges[i].end)) return -1;
     for (int i = 0; i < s->region_count; i++)
-        if (s->regions[i].chunked && collect_chunked(s, &s->regions[i])) return -1;
+        if (s->regions[i].trap_writes && collect_trapped(s, &s->regions[i])) return -1;
     return 0;
 }
 
-size_t fs_chunk_marks_size(const struct fs_region *r) {
-    size_t chunks = (r->end - r->start + CHUNK - 1) / CHUNK;
-    /* last-seen u32 and copied byte per chunk, then the hot list: a u32 count and a u32
-     * per chunk, 4-aligned */
-    return (chunks * 9 + 16) & ~7ul;
+size_t fs_trap_marks_size(const struct fs_region *r) {
+    /* a state byte per page, then the open list: a u32 count and a u32 per page,
+     * 4-aligned */
+    return (page_count(r) * 5 + 16) & ~7ul;
 }
 
-int fs_chunk_has_copy(struct fs_region *r, uintptr_t page) {
-    return !r->chunked || chunk_copied(r)[(page - r->start) / CHUNK];
+int fs_trap_page_has_copy(struct fs_region *r, uintptr_t page) {
+    return !r->trap_writes || (page_state(r)[(page - r->start) / PAGE] & PAGE_COPIED);
 }
 
 const struct fs_tracker fs_tracker_pagemap_scan = {
     .name = "pagemap-scan", .probe = fs_probe_pagemap_scan, .start = pagemap_scan_start,
     .collect = pagemap_scan_collect, .note_kernel_write = pagemap_note_kernel_write,
-    .note_reprotect = pagemap_note_reprotect, .handle_fault = pagemap_handle_fault,
+    .kernel_write_done = pagemap_kernel_write_done, .handle_fault = pagemap_handle_fault,
 };

@@ -1,13 +1,16 @@
-/* big_region_write.c - inputs write into a large heap the snapshot tracks chunk by
- * chunk. Init allocates a 64 MiB heap (malloc + memset 0; regions of 32 MiB or more are
- * tracked in chunks, cold ones read-only). Every input first checks that every byte any
- * input of this harness writes is 0, plus the first and last bytes of the heap (bit 1:
- * a write of an earlier input survived the restore). Input 'A' then writes a byte at 20
- * MiB + (second byte) * 4096, 8 bytes at 40 MiB + (third byte) * 4096 + 4093 (across a
- * page boundary) and the heap's last byte, and returns 10; other inputs return the bit.
- * 'A' exits 200 + the bit instead of 10 when it is set. Fork mode: 'A...' -> 10,
- * anything else -> 0. A leak looks like 1 (or 201): a byte written by an earlier input
- * is still there.
+/* big_region_write.c - inputs write into a large heap the snapshot tracks page by
+ * page through write traps. Init allocates a 64 MiB heap (malloc + memset 0; regions of
+ * 32 MiB or more are write-protected, and their first writes trap). Every input first
+ * checks that every byte any input of this harness writes is 0, plus the first and last
+ * bytes of the heap (bit 1: a write of an earlier input survived the restore). Input
+ * 'A' then writes a byte at 20 MiB + (second byte) * 4096, 8 bytes at 40 MiB + (third
+ * byte) * 4096 + 4093 (across a page boundary) and the heap's last byte, and returns
+ * 10. Input 'R' has the kernel write the rest of the input into the heap: a read()
+ * into a three-page buffer at 60 MiB + 4090, so that a short read ends on the second
+ * page and leaves the third untouched; it returns 11 when it read something. Other
+ * inputs return the bit. 'A' and 'R' exit 200 + the bit instead when it is set. Fork
+ * mode: 'A...' -> 10, 'R' and more -> 11, anything else -> 0. A leak looks like 1 (or
+ * 201): a byte written by an earlier input is still there.
  */
 #define _GNU_SOURCE
 #include "forkserver.h"
@@ -21,9 +24,18 @@
 #define MIB (1u << 20)
 
 static unsigned char *heap;
+/* Written through a volatile, so that the compiler cannot turn malloc + memset(0)
+ * into calloc, which leaves fresh pages unpopulated: the snapshot would see holes, not
+ * a large region. */
+static volatile unsigned char zero_fill;
+
+#define READ_AT (60 * MIB + 4090)
+#define READ_LEN (3 * 4096)
 
 static int dirty(void) {
     if (heap[0] || heap[HEAP_SIZE - 1]) return 1;
+    for (size_t k = 0; k < READ_LEN; k++)
+        if (heap[READ_AT + k]) return 1;
     for (size_t k = 0; k < 256; k++) {
         if (heap[20 * MIB + k * 4096]) return 1;
         uint64_t v;
@@ -36,12 +48,17 @@ static int dirty(void) {
 int main(void) {
     heap = malloc(HEAP_SIZE);
     if (!heap) return 2;
-    memset(heap, 0, HEAP_SIZE);
+    memset(heap, zero_fill, HEAP_SIZE);
     FORKSERVER_INIT();
 
     unsigned char in[16];
-    ssize_t n = read(0, in, sizeof in);
+    ssize_t n = read(0, in, 1);
     int leak = dirty();
+    if (n == 1 && in[0] == 'R') {
+        ssize_t got = read(0, heap + READ_AT, READ_LEN);
+        return leak ? 200 + leak : got > 0 ? 11 : 0;
+    }
+    if (n == 1) n += read(0, in + 1, sizeof in - 1);
     if (n < 1 || in[0] != 'A') return leak;
     unsigned a = n > 1 ? in[1] : 0, b = n > 2 ? in[2] : 0;
     heap[20 * MIB + a * 4096] = (unsigned char)(a | 1);

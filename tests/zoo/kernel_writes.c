@@ -1,11 +1,11 @@
 /* kernel_writes.c - the kernel, not the program, writes into memory the snapshot
  * tracks. Three areas exist at init: a 1 MiB static .bss buffer (area 0), a 64 KiB
  * malloc'd buffer (area 1, from the brk heap) and a 64 MiB heap (area 2: malloc +
- * memset; regions of 32 MiB or more are tracked chunk by chunk, cold chunks read-only).
+ * memset; regions of 32 MiB or more are write-protected, and their first writes trap).
  * An input is two bytes: the index of a system call in TABLE below and an area index.
  * The harness points the call's output buffer into that area, 4 bytes before a page
  * boundary (so most writes straddle two pages; in area 2 each call writes at its own
- * 512 KiB step from the heap's start, into 256 KiB chunks no other call touches), and
+ * 512 KiB step from the heap's start, into pages no other call touches), and
  * makes the call with syscall(SYS_xxx, ...) (two entries go through libc's vDSO
  * functions instead), so that no libc buffer sits in between. Where the output is
  * deterministic it is compared with the same call's output at init (in a local buffer).
@@ -695,7 +695,7 @@ static const struct {
 #define N_ENTRIES (int)(sizeof TABLE / sizeof TABLE[0])
 
 /* 4 bytes before a page boundary inside the area; in the big heap each entry gets its
- * own 512 KiB step, so that it writes into chunks no other entry touches */
+ * own 512 KiB step, so that it writes into pages no other entry touches */
 static unsigned char *output_buffer(int area, int index) {
     uintptr_t base;
     switch (area) {
@@ -742,6 +742,11 @@ static void take_references(void) {
     }
 }
 
+/* Written through a volatile, so that the compiler cannot turn malloc + memset(0)
+ * into calloc, which leaves fresh pages unpopulated: the snapshot would see holes, not
+ * a large region. */
+static volatile unsigned char zero_fill;
+
 int main(void) {
     sigset_t none;
     sigemptyset(&none);
@@ -750,7 +755,7 @@ int main(void) {
     big_heap = malloc(BIG_SIZE);
     if (!small_heap || !big_heap) return 2;
     memset(small_heap, 0, SMALL_SIZE);
-    memset(big_heap, 0, BIG_SIZE);
+    memset(big_heap, zero_fill, BIG_SIZE);
     memset(bss_area, 0, BSS_SIZE);
     data_fd = memfd_create("zoo-kernel-writes", 0);
     if (data_fd < 0) return 2;
