@@ -59,6 +59,7 @@ EXPECTED["fork_orphan"] = {b"A": 10, b"L": 20, b"x": 0}
 EXPECTED["handler_visible"] = {b"A": 10, b"A\x05": 10, b"x": 0, b"x\x05": 0}
 EXPECTED["big_region_write"] = {b"A\x00\x00": 10, b"A\x10\xfe": 10, b"A\xff\x33": 10, b"x": 0,
                                 b"R0123456789": 11}
+EXPECTED["big_file_private"] = {b"A\x00": 10, b"A\x07": 10, b"x": 0}
 
 DEFAULT_SCHEDULE = [b"A", b"x", b"A", b"A", b"x", b"x"]
 SCHEDULES = {name: DEFAULT_SCHEDULE for name in EXPECTED}
@@ -66,6 +67,7 @@ SCHEDULES["fork_orphan"] = [b"A", b"x", b"L", b"x", b"L", b"A", b"x", b"x"]
 SCHEDULES["handler_visible"] = [b"A", b"x", b"A\x05", b"x\x05", b"x"]
 SCHEDULES["big_region_write"] = [b"A\x00\x00", b"x", b"A\x10\xfe", b"R0123456789", b"x", b"A\xff\x33", b"x",
                                  b"R0123456789", b"A\x00\x00", b"x"]
+SCHEDULES["big_file_private"] = [b"A\x00", b"x", b"A\x07", b"A\x00", b"x", b"x"]
 
 # ---- kernel_writes.c: its table, read from the source ----
 

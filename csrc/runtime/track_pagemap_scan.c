@@ -178,32 +178,46 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
         return -1;
     }
     size_t big = s->has_trapped_holes ? FS_BIG_REGION_WATCHED : FS_BIG_REGION;
-    int any_trapped = 0;
+    int candidates = 0;
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         memset(r->written, 0, page_count(r));
-        r->trap_writes = r->end - r->start >= big && !r->compare_always;
-        if (!r->trap_writes) continue;
-        any_trapped = 1;
-        memset(page_state(r), 0, page_count(r));
-        open_list(r)[0] = 0;
+        /* never the stack: the restore itself runs on it, and must not trap there */
+        r->trap_writes = r->end - r->start >= big && !r->compare_always && !r->is_stack;
+        candidates |= r->trap_writes;
     }
-    if (any_trapped) {
+    if (candidates) {
         s->trap_uffd = fs_move_fd_high((int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
         struct uffdio_api trap_api = {.api = UFFD_API, .features = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_WP_UNPOPULATED};
         if (s->trap_uffd < 0 || ioctl(s->trap_uffd, UFFDIO_API, &trap_api)) {
             snprintf(err, errlen, "userfaultfd with SIGBUS delivery failed: %s", strerror(errno));
             return -1;
         }
+    }
+    int any_trapped = 0;
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        if (!r->trap_writes) continue;
+        struct uffdio_register reg = {.range = {r->start, r->end - r->start}, .mode = UFFDIO_REGISTER_MODE_WP};
+        if (ioctl(s->trap_uffd, UFFDIO_REGISTER, &reg)) { /* sync write-protect takes anonymous memory only */
+            r->trap_writes = 0;
+            continue;
+        }
+        any_trapped = 1;
+        memset(page_state(r), 0, page_count(r));
+        open_list(r)[0] = 0;
+    }
+    if (any_trapped) {
         /* the handler first: from the moment they are protected, a write there traps */
         fs_write_faults_install(s);
         s->track_kernel_writes = 1;
     }
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
-        int uffd = r->trap_writes ? s->trap_uffd : s->uffd;
         struct uffdio_register reg = {.range = {r->start, r->end - r->start}, .mode = UFFDIO_REGISTER_MODE_WP};
-        if (ioctl(uffd, UFFDIO_REGISTER, &reg) || wp_range(uffd, r->start, r->end)) {
+        int failed = r->trap_writes ? wp_range(s->trap_uffd, r->start, r->end)
+                                    : ioctl(s->uffd, UFFDIO_REGISTER, &reg) || wp_range(s->uffd, r->start, r->end);
+        if (failed) {
             snprintf(err, errlen, "cannot write-protect %s (%#lx-%#lx) with userfaultfd: %s", r->name,
                      (unsigned long)r->start, (unsigned long)r->end, strerror(errno));
             return -1;
