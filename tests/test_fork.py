@@ -170,6 +170,21 @@ def test_fork_mode_is_deterministic(bins):
         t.cleanup()
 
 
+def test_only_stdin_readers_get_the_input_written_into_stdin(bins):
+    """A libFuzzer harness gets its input as an argument: writing every input into
+    stdin as well would cost a file write per input for nothing."""
+    from forkserver.executors.fork import input_delivery_env
+    from forkserver.native import const_str, lib
+    stdin_flag, file_flag = const_str(lib.FS_ENV_INPUT_STDIN), const_str(lib.FS_ENV_INPUT_FILE)
+    for harness, args, expected in (("ini_parser", [], set()), ("maze", [], {stdin_flag}),
+                                    ("maze", ["@@"], {file_flag})):
+        t = Target.from_command([str(bins[harness]), *args])
+        try:
+            assert set(input_delivery_env(t)) == expected, (harness, args)
+        finally:
+            t.cleanup()
+
+
 # ---- deferred start ----
 
 

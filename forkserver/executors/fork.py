@@ -8,6 +8,7 @@ from ..errors import NativeError, TargetError, TargetStartError
 from ..native import check, const_str, ffi, lib
 from ..observers import MapObserver
 from ..shm import SharedMemory
+from ..target import Target
 from .base import (ExecResult, Executor, InputFile, LoopResult, Process, StderrLog, add_sanitizer_report,
                    check_input_size, describe_status, loop_result, outcome_from_status, pin_to_cpu)
 
@@ -112,6 +113,17 @@ class ForkServerSession:
         self.proc.kill()
 
 
+def input_delivery_env(target: Target) -> dict[str, str]:
+    """Where the runtime puts each input: the file of @@, or stdin. A libFuzzer harness
+    gets its input as an argument: writing it into stdin too would cost a file write at
+    every input for nothing."""
+    if target.uses_file_input:
+        return {const_str(lib.FS_ENV_INPUT_FILE): str(target.input_path)}
+    if target.info.libfuzzer:
+        return {}
+    return {const_str(lib.FS_ENV_INPUT_STDIN): "1"}
+
+
 class ForkExecutor(Executor):
     """One fork() per input (classic AFL fork server); persistent targets are resumed."""
 
@@ -122,10 +134,7 @@ class ForkExecutor(Executor):
         env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
         env[const_str(lib.FS_ENV_SHM_FUZZ_ID)] = str(self.fuzz_shm.id)
         env[const_str(lib.FS_ENV_MODE)] = "fork"
-        if self.target.uses_file_input:
-            env[const_str(lib.FS_ENV_INPUT_FILE)] = str(self.target.input_path)
-        else:
-            env[const_str(lib.FS_ENV_INPUT_STDIN)] = "1"
+        env.update(input_delivery_env(self.target))
         return env
 
     def start(self) -> None:
