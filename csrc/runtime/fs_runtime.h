@@ -67,7 +67,7 @@ struct fs_region {
 
 struct fs_saved_fd {
     int fd;
-    long long offset;        /* -1 when not seekable, or the runtime's own */
+    long long offset;        /* -1: none to put back (see restorable_offset) */
 };
 
 struct fs_mapping_change { uintptr_t start, end; int prot; };

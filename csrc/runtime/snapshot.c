@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -118,8 +120,17 @@ static int restorable_pieces(const struct fs_map_entry *e, struct fs_mapping_cha
     return n;
 }
 
-/* Lists the open fds with their offsets (-1: not seekable, or the runtime's own input
- * file, which is written with pwrite). Returns the count, or -errno. */
+/* The offset a restore puts back: -1 for none (not seekable; the runtime's own input
+ * file, which is written with pwrite; /dev/null, whose offset is always 0). */
+static long restorable_offset(int fd) {
+    if (fd == fs_st->input_fd) return -1;
+    struct stat st;
+    if (fs_sys3(SYS_fstat, fd, (long)&st, 0) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) return -1;
+    long offset = fs_sys3(SYS_lseek, fd, 0, SEEK_CUR);
+    return offset < 0 ? -1 : offset;
+}
+
+/* Lists the open fds with the offsets a restore puts back. Returns the count, or -errno. */
 int fs_fds_list(struct fs_saved_fd *out, int max) {
     int dir = (int)fs_sys3(SYS_openat, AT_FDCWD, (long)"/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) return dir;
@@ -135,8 +146,7 @@ int fs_fds_list(struct fs_saved_fd *out, int max) {
             for (const char *c = d->d_name; *c; c++) fd = fd * 10 + (*c - '0');
             if (fd == dir || count >= max) continue;
             out[count].fd = fd;
-            out[count].offset = fd == fs_st->input_fd ? -1 : fs_sys3(SYS_lseek, fd, 0, SEEK_CUR);
-            if (out[count].offset < 0) out[count].offset = -1;
+            out[count].offset = restorable_offset(fd);
             count++;
         }
     fs_sys3(SYS_close, dir, 0, 0);
