@@ -22,7 +22,9 @@ Parts (--parts, default all but coverage):
             CPU; both queues are then replayed through our build, and the edges they
             reach are counted the same way.
 
-Usage: scripts/bench_fuzz.py [--parts rates,crash,crashy,asan,coverage] [--seconds 20] [--json F]
+            --trials rounds (default 3), each ratio taken within its round; the median.
+
+Usage: scripts/bench_fuzz.py [--parts rates,crash,crashy,asan,coverage] [--seconds 20] [--trials 3] [--json F]
 Needs afl-fuzz and afl-clang-fast (apt-get install afl++) and an installed forkserver.
 """
 import argparse
@@ -88,8 +90,7 @@ def bench_snapshot_rate(binary: Path, corpus: Path, seconds: float, work: Path) 
     return float(row["execs_per_sec"])
 
 
-def part_rates(targets: dict, args, work: Path) -> dict:
-    s = args.seconds
+def rates_trial(targets: dict, s: float, work: Path) -> dict:
     rows = {}
     log("ini_parser: forkserver fuzz, snapshot")
     rows["ini_fs"] = our_fuzz(targets["ini.fs"], CORPORA / "ini_parser", s, work)
@@ -115,6 +116,21 @@ def part_rates(targets: dict, args, work: Path) -> dict:
         "maze: fuzz / bench snapshot": rows["maze_fs"]["execs_per_sec"] / rows["maze_bench_execs_per_sec"],
     }
     return rows
+
+
+def part_rates(targets: dict, args, work: Path) -> dict:
+    """--trials rounds of every row, one after the other (each round in the same order),
+    so that the machine's drift falls on both sides of each ratio alike; each ratio is
+    taken within its round, and the median over the rounds is reported."""
+    trials = []
+    for k in range(args.trials):
+        log(f"rates: round {k + 1} of {args.trials}")
+        trials.append(rates_trial(targets, args.seconds, work))
+    names = trials[0]["ratios"]
+    return {"trials": trials,
+            "median_ratios": {n: statistics.median(t["ratios"][n] for t in trials) for n in names},
+            "ratio_ranges": {n: [min(t["ratios"][n] for t in trials), max(t["ratios"][n] for t in trials)]
+                             for n in names}}
 
 
 def part_crash(targets: dict, args, work: Path) -> dict:
@@ -220,6 +236,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", default="rates,crash,crashy,asan")
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--trials", type=int, default=3, help="rates: rounds of every row (median ratio)")
     ap.add_argument("--coverage-seconds", type=int, default=600)
     ap.add_argument("--coverage-trials", type=int, default=3)
     ap.add_argument("--workdir")
