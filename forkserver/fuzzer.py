@@ -340,6 +340,7 @@ class Fuzzer:
             raise Stop(f"--max-time {self.opts.max_time:g} s reached")
         if self.opts.max_runs is not None and self.execs >= self.opts.max_runs:
             raise Stop(f"{self.opts.max_runs} runs done")
+        self.executor.trim_stderr()
         if now - self._last_refresh >= REFRESH_EVERY_S:  # the figures cost a pass over the map
             self._last_refresh = now
             self.monitor.update(self._refresh())

@@ -282,6 +282,34 @@ def test_a_target_crashing_on_a_tenth_of_inputs_keeps_fuzzing(tmp_path):
     assert 1 <= int(m.group(1)) <= 8, "crashes are de-duplicated by their path"
 
 
+def test_a_chatty_target_does_not_pile_up_its_stderr(tmp_path):
+    """chatty.c writes 2 KiB to stderr per input (~100 MB/s at fuzzing rates): the
+    target's stderr file stays around StderrLog.LIMIT however long the run."""
+    from forkserver.executors.base import StderrLog
+    binary = build([TEST_HARNESS_DIR / "chatty.c"], tmp_path / "chatty")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a").write_bytes(b"hello")
+    run_base = tmp_path / "tmp"
+    run_base.mkdir()
+    proc = subprocess.Popen([*cli_cmd(), "fuzz", "--plain", "-i", seeds, "-o", tmp_path / "out", "--max-time", "4",
+                             "--", binary], env={**os.environ, "TMPDIR": str(run_base)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    largest = 0
+    while proc.poll() is None:
+        for f in run_base.glob("forkserver-*/target-*/stderr"):
+            try:
+                largest = max(largest, f.stat().st_size)
+            except OSError:
+                pass
+        time.sleep(0.02)
+    stats = (tmp_path / "out" / "default" / "fuzzer_stats").read_text()
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    execs = int(re.search(r"execs_done\s*:\s*(\d+)", stats).group(1))
+    assert execs * 2048 > 8 * StderrLog.LIMIT, "the run wrote enough to matter"
+    assert 0 < largest < 3 * StderrLog.LIMIT, f"the stderr file reached {largest} bytes"
+
+
 def test_hangs_are_confirmed_and_saved(tmp_path):
     seeds = tmp_path / "seeds"
     seeds.mkdir()

@@ -37,6 +37,9 @@ class AutoExecutor(Executor):
         self.active.use_virgin(virgin)
         self.fallback.use_virgin(virgin)
 
+    def stderr_log(self):
+        return self.active.stderr_log()
+
     def set_timeout(self, timeout_ms: int) -> None:
         super().set_timeout(timeout_ms)
         self.active.set_timeout(timeout_ms)

@@ -190,6 +190,17 @@ class StderrLog:
             self.seen = 0
         return data.decode(errors="replace")
 
+    def trim(self) -> None:
+        """Empties the file once it holds more than LIMIT bytes (between inputs): a
+        target that writes at every input must not fill the disk, or the memory of a
+        tmpfs, over a long run. Writers append, so they carry on at the new end."""
+        try:
+            if os.stat(self.path).st_size > self.LIMIT:
+                os.truncate(self.path, 0)
+                self.seen = 0
+        except OSError:
+            pass
+
     def skip(self) -> None:
         """Forgets what is there: a new process starts."""
         try:
@@ -267,6 +278,17 @@ class Executor:
 
     def start(self) -> None:
         raise NotImplementedError
+
+    def stderr_log(self) -> StderrLog | None:
+        """The target's stderr file, where this executor keeps one."""
+        session = getattr(self, "session", None)
+        return getattr(self, "stderr", None) or getattr(session, "stderr", None)
+
+    def trim_stderr(self) -> None:
+        """Keeps the target's stderr file small over a long run (call between inputs)."""
+        log = self.stderr_log()
+        if log is not None:
+            log.trim()
 
     def run(self, data: bytes, keep_map: bool = False) -> ExecResult:
         """Runs one input. keep_map: keep a copy of its coverage map in the result."""
