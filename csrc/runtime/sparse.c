@@ -253,11 +253,19 @@ static void reset_walked(uintptr_t start, uintptr_t end, int skip_regions) {
         drop_hole_pages(start, end, NULL); /* cannot tell: drop every hole */
 }
 
-/* Untrapped holes: one walk per mapping finds what the input populated there, usually
- * nothing. A MADV_DONTNEED per hole would cost ~2 us each even with nothing to drop.
- * Under pagemap-scan the kernel skips the async write-protected regions whole; the
- * write-trapped ones (sync write-protect) it would walk page by page, so the walk goes
- * around them. */
+/* A populated region the walk would otherwise cover page by page (~2 ns a page, where
+ * a walk of its own costs ~1 us to start): under pagemap-scan the kernel skips the
+ * async write-protected regions whole, not the write-trapped ones (sync); under the
+ * other backends it skips none. */
+#define WALK_AROUND_MIN (1ul << 20)
+
+static int walk_goes_around(const struct fs_region *r, int kernel_skips_regions) {
+    return r->trap_writes || (!kernel_skips_regions && r->end - r->start >= WALK_AROUND_MIN);
+}
+
+/* Untrapped holes: one walk per mapping (between its large regions) finds what the
+ * input populated there, usually nothing. A MADV_DONTNEED per hole would cost ~2 us
+ * each even with nothing to drop. */
 void fs_sparse_reset_holes(void) {
     struct fs_snapshot *s = SNAP;
     if (s->heated_count || s->heated_overflow) reset_trapped(s);
@@ -265,9 +273,9 @@ void fs_sparse_reset_holes(void) {
     for (int i = 0; i < s->sparse_count; i++) {
         uintptr_t from = s->sparse[i].start, end = s->sparse[i].end;
         if (fs_sparse_trapped(from, end)) continue;
-        for (int k = 0; k < s->region_count && skip_regions; k++) {
+        for (int k = 0; k < s->region_count; k++) { /* in address order */
             const struct fs_region *r = &s->regions[k];
-            if (!r->trap_writes || r->end <= from || r->start >= end) continue;
+            if (!walk_goes_around(r, skip_regions) || r->end <= from || r->start >= end) continue;
             reset_walked(from, r->start, skip_regions);
             from = r->end;
         }

@@ -2,10 +2,12 @@
  * as ASan's shadow memory is. Init maps 128 GiB (MAP_NORESERVE; its unpopulated parts
  * are trapped read-only) and 256 MiB (without MAP_NORESERVE, so that the kernel does not
  * merge the two; walked at each restore), and populates a few pages of each with a
- * pattern. Every input first checks that the pattern is intact
+ * pattern, plus 2 MiB in the middle of the 256 MiB one (a region the walk goes around).
+ * Every input first checks that the pattern is intact
  * and that every byte any input writes is 0 (bit 1: a write of an earlier input
  * survived the restore). Input 'A' then writes into unpopulated pages of both (at
- * offsets set by the second and third bytes, one across a page boundary), overwrites a
+ * offsets set by the second and third bytes, one across a page boundary, one in the
+ * 256 MiB mapping's hole below its 2 MiB region), overwrites a
  * byte of the pattern, reads an unpopulated page, hands a written page, a written page
  * of the pattern and an untouched one back to the kernel with MADV_DONTNEED, makes a page of the big mapping
  * read-only, and maps part of a 1 GiB PROT_NONE reservation read-write (MAP_FIXED, as
@@ -34,15 +36,21 @@ static unsigned char pattern(size_t i) { return (unsigned char)(i * 7 + 1); }
 
 static size_t huge_spot(unsigned k) { return 3 * GIB + (size_t)k * 65 * 4096; }
 static size_t small_spot(unsigned k) { return 100ul * (1 << 20) + (size_t)k * 4096 + 4093; }
+#define BLOCK (64ul << 20) /* the 2 MiB populated block of the 256 MiB mapping */
+#define BLOCK_SIZE (2ul << 20)
+static size_t below_block(unsigned k) { return 32ul * (1 << 20) + (size_t)k * 4096 + 17; }
 
 static int dirty(void) {
     for (size_t i = 0; i < 4096; i++)
         if (huge[GIB + i] != pattern(i) || huge[2 * GIB + i] != pattern(i) || small[i] != pattern(i)) return 1;
+    for (size_t i = 0; i < BLOCK_SIZE; i += 509)
+        if (small[BLOCK + i] != pattern(i)) return 1;
     for (unsigned k = 0; k < 256; k++) {
         if (huge[huge_spot(k)] || huge[huge_spot(k) + 8192]) return 1;
         uint64_t v;
         memcpy(&v, small + small_spot(k), sizeof v);
         if (v) return 1;
+        if (small[below_block(k)]) return 1;
     }
     if (huge[77 * GIB]) return 1;
     /* the reservation's grown part: a fresh reservation reads 0 once readable */
@@ -58,6 +66,7 @@ int main(void) {
     reserve = mmap(NULL, RESERVE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (huge == MAP_FAILED || small == MAP_FAILED || reserve == MAP_FAILED) return 2;
     for (size_t i = 0; i < 4096; i++) huge[GIB + i] = huge[2 * GIB + i] = small[i] = pattern(i);
+    for (size_t i = 0; i < BLOCK_SIZE; i++) small[BLOCK + i] = pattern(i);
     FORKSERVER_INIT();
 
     unsigned char in[16];
@@ -69,6 +78,7 @@ int main(void) {
     huge[huge_spot(a) + 8192] = 0x5a;
     uint64_t v = 0x0102030405060708ull ^ b;
     memcpy(small + small_spot(b), &v, sizeof v);
+    small[below_block(b)] = 0x3c;
     huge[GIB + 5] ^= 0xff;
     small[5] ^= 0xff;
     volatile unsigned char seen = huge[50 * GIB];
