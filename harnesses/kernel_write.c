@@ -1,7 +1,7 @@
 /* kernel_write.c - the kernel, not the program, writes into snapshot memory.
  *
- * Init (before FORKSERVER_INIT): a 64 MiB buffer (large enough that pagemap-scan tracks
- * it chunk by chunk, keeping unwritten chunks read-only) filled with a pattern, plus a
+ * Init (before FORKSERVER_INIT): a 64 MiB buffer (large enough that pagemap-scan keeps
+ * it write-protected and traps the first write to each page) filled with a pattern, plus a
  * pipe. Each run pushes the input through the pipe and read()s it back into the buffer
  * at an offset chosen by the input's first bytes, then checks that the bytes arrived and
  * that the rest of the buffer still holds the pattern where this run did not write.
