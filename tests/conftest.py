@@ -30,7 +30,8 @@ HARNESS_DIR = REPO / "harnesses"
 CORPORA = REPO / "corpora"
 TEST_HARNESS_DIR = Path(__file__).resolve().parent / "harnesses"
 
-HARNESSES = ["maze", "crash", "hang", "big_heap", "leaky", "ini_parser", "thread_after_snapshot", "kernel_write"]
+HARNESSES = ["maze", "crash", "hang", "big_heap", "leaky", "ini_parser", "thread_after_snapshot", "kernel_write",
+             "magic_gates"]
 TEST_HARNESSES = ["init_abort", "init_segv", "init_counter", "counted", "restore_probe", "spin"]
 
 # Backends that really work on this machine (probed), in doctor's order.

@@ -158,6 +158,23 @@ def test_ini_parser_planted_bug(bins, tmp_path):
                    "syntax_error": ("ok", None)}
 
 
+def test_magic_gates_crash_only_behind_all_four(bins, tmp_path):
+    """The target of comparison feedback: each gate passed shows in the exit code, and
+    only the input that passes all four crashes, in fork and snapshot mode alike."""
+    import struct
+    gates = [struct.pack("<I", 0x4D5A9000), struct.pack("<Q", 0xF00DCAFE5EED1E55), b"FZ-GO!", b"snapshot\0"]
+    d = tmp_path / "gates"
+    d.mkdir()
+    for k in range(5):
+        (d / f"{k}").write_bytes(b"".join(gates[:k]) + b"x" * (0 if k == 4 else 9))
+    (d / "near").write_bytes(b"".join(gates[:3]) + b"snapshoT\0")
+    for mode in ("fork", "snapshot"):
+        out = cli_json("run", "--mode", mode, "--json", "-i", d, "--", bins["magic_gates"])
+        got = {r["input"]: (r["outcome"], r["signal"], r["exit_code"]) for r in out["results"]}
+        assert got == {"0": ("ok", None, 0), "1": ("ok", None, 1), "2": ("ok", None, 2), "3": ("ok", None, 3),
+                       "4": ("crash", 6, None), "near": ("ok", None, 3)}, mode
+
+
 def test_fork_mode_is_deterministic(bins):
     t = Target.from_command([str(bins["ini_parser"])])
     try:
