@@ -71,12 +71,22 @@ def _targets(other: int, size: int) -> list[int]:
     return [other & mask, (other + 1) & mask, (other - 1) & mask]
 
 
-def int_candidates(data: bytes, cmp: IntComparison) -> list[bytes]:
-    """Inputs with one side's bytes, where they appear in data, replaced by the other
-    side (and its neighbours) in the same form. Deterministic order, no duplicates, data
-    itself never among them, at most MAX_CANDIDATES."""
+def _distinct(data: bytes, splices: Iterator[tuple[int, bytes, bytes]]) -> list[bytes]:
+    """data with each (offset, old bytes, new bytes) splice applied on its own: in order,
+    without duplicates or data itself, at most MAX_CANDIDATES."""
     out: list[bytes] = []
     seen = {data}
+    for at, old, new in splices:
+        candidate = data[:at] + new + data[at + len(old):]
+        if candidate not in seen:
+            seen.add(candidate)
+            out.append(candidate)
+            if len(out) >= MAX_CANDIDATES:
+                break
+    return out
+
+
+def _int_splices(data: bytes, cmp: IntComparison) -> Iterator[tuple[int, bytes, bytes]]:
     for pattern, other in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
         if (pattern ^ other) & ((1 << (8 * cmp.size)) - 1) == 0:
             continue  # equal operands: nothing to change
@@ -84,33 +94,24 @@ def int_candidates(data: bytes, cmp: IntComparison) -> list[bytes]:
             for at in _occurrences(data, needle):
                 for target in _targets(other, cmp.size):
                     repl = encode(target, cmp.size, form)
-                    if repl is None:
-                        continue
-                    candidate = data[:at] + repl + data[at + len(needle):]
-                    if candidate not in seen:
-                        seen.add(candidate)
-                        out.append(candidate)
-                        if len(out) >= MAX_CANDIDATES:
-                            return out
-    return out
+                    if repl is not None:
+                        yield at, needle, repl
+
+
+def int_candidates(data: bytes, cmp: IntComparison) -> list[bytes]:
+    """Inputs with one side's bytes, where they appear in data, replaced by the other
+    side (and its neighbours) in the same form. Deterministic order, no duplicates, data
+    itself never among them, at most MAX_CANDIDATES."""
+    return _distinct(data, _int_splices(data, cmp))
 
 
 def bytes_candidates(data: bytes, cmp: BytesComparison) -> list[bytes]:
     """Inputs with one side of a string comparison, where it appears in data, replaced
     by the other side (over the same length: memcmp compares that many bytes)."""
-    out: list[bytes] = []
-    seen = {data}
-    for pattern, other in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
-        if not pattern or pattern == other:
-            continue
-        for at in _occurrences(data, pattern):
-            candidate = data[:at] + other + data[at + len(pattern):]
-            if candidate not in seen:
-                seen.add(candidate)
-                out.append(candidate)
-                if len(out) >= MAX_CANDIDATES:
-                    return out
-    return out
+    return _distinct(data, ((at, pattern, other)
+                            for pattern, other in ((cmp.left, cmp.right), (cmp.right, cmp.left))
+                            if pattern and pattern != other
+                            for at in _occurrences(data, pattern)))
 
 
 def tokens(cmp: BytesComparison, data: bytes) -> list[bytes]:
