@@ -43,9 +43,17 @@ static uint32_t *open_list(struct fs_region *r) {
     return (uint32_t *)((after + 3) & ~(uintptr_t)3);
 }
 
-static int trap_wp(struct fs_snapshot *s, uintptr_t start, uintptr_t end, int protect) {
+/* Write-protects [start, end) through uffd, or lifts the protection: 0, or -1 with
+ * errno set. A raw call: the runner's own calls pass the syscall watch untrapped. */
+static int uffd_wp(int uffd, uintptr_t start, uintptr_t end, int protect) {
     struct uffdio_writeprotect wp = {.range = {start, end - start}, .mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
-    return (int)fs_raw_syscall(SYS_ioctl, s->trap_uffd, UFFDIO_WRITEPROTECT, (long)&wp, 0, 0, 0);
+    long r = fs_raw_syscall(SYS_ioctl, uffd, UFFDIO_WRITEPROTECT, (long)&wp, 0, 0, 0);
+    if (r < 0) errno = (int)-r;
+    return r < 0 ? -1 : 0;
+}
+
+static int trap_wp(struct fs_snapshot *s, uintptr_t start, uintptr_t end, int protect) {
+    return uffd_wp(s->trap_uffd, start, end, protect);
 }
 
 /* Opens the pages of [a, b) (page aligned, inside r). A page not opened since the
@@ -125,11 +133,6 @@ static void pagemap_kernel_write_done(struct fs_snapshot *s, uintptr_t written_e
         open[0]--;
     }
     s->opened_region = NULL;
-}
-
-static int wp_range(int uffd, uintptr_t start, uintptr_t end) {
-    struct uffdio_writeprotect wp = {.range = {start, end - start}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
-    return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
 }
 
 /* Regions separated by at most this many other VMAs share one walk: a walk costs
@@ -215,8 +218,8 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         struct uffdio_register reg = {.range = {r->start, r->end - r->start}, .mode = UFFDIO_REGISTER_MODE_WP};
-        int failed = r->trap_writes ? wp_range(s->trap_uffd, r->start, r->end)
-                                    : ioctl(s->uffd, UFFDIO_REGISTER, &reg) || wp_range(s->uffd, r->start, r->end);
+        int failed = r->trap_writes ? trap_wp(s, r->start, r->end, 1)
+                                    : ioctl(s->uffd, UFFDIO_REGISTER, &reg) || uffd_wp(s->uffd, r->start, r->end, 1);
         if (failed) {
             snprintf(err, errlen, "cannot write-protect %s (%#lx-%#lx) with userfaultfd: %s", r->name,
                      (unsigned long)r->start, (unsigned long)r->end, strerror(errno));
@@ -230,11 +233,6 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
         if (s->regions[i].trap_writes)
             FS_DEBUG("write-trapped %#lx-%#lx", (unsigned long)s->regions[i].start, (unsigned long)s->regions[i].end);
     return 0;
-}
-
-static int write_protect(struct fs_snapshot *s, uintptr_t start, uintptr_t end) {
-    struct uffdio_writeprotect wp = {.range = {start, end - start}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
-    return (int)fs_raw_syscall(SYS_ioctl, s->uffd, UFFDIO_WRITEPROTECT, (long)&wp, 0, 0, 0);
 }
 
 /* A plain PAGEMAP_SCAN walk finds the pages not write-protected: the ones written
@@ -277,11 +275,11 @@ static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t en
                 int protect = page_cools(p);
                 if (protect && !protect_from) protect_from = p;
                 if (!protect && protect_from) {
-                    if (write_protect(s, protect_from, p)) return -1;
+                    if (uffd_wp(s->uffd, protect_from, p, 1)) return -1;
                     protect_from = 0;
                 }
             }
-            if (protect_from && write_protect(s, protect_from, vec[k].end)) return -1;
+            if (protect_from && uffd_wp(s->uffd, protect_from, vec[k].end, 1)) return -1;
         }
         if (arg.walk_end <= start) break;
         start = arg.walk_end;
