@@ -14,7 +14,7 @@
 #define FS_PAGE_SIZE 4096UL
 #define FS_MAX_REGIONS 1024
 #define FS_MAX_HOLES 1024
-#define FS_MAX_SPARSE 64
+#define FS_MAX_SPARSE 1024
 #define FS_MAX_HEATED 4096
 #define FS_SPARSE_TRAP_MIN (64ul << 30)     /* their holes are trapped, not walked (sparse.c) */
 #define FS_SPARSE_MIN (32ul << 20)           /* anonymous mappings this large are taken by what is populated */
@@ -161,7 +161,7 @@ struct fs_snapshot {
     struct fs_heated heated[FS_MAX_HEATED]; /* writable granules of trapped holes */
     int heated_count;
     int heated_overflow;
-    struct fs_mapping_change sparse[FS_MAX_SPARSE]; /* the mappings those holes lie in */
+    struct fs_mapping_change sparse[FS_MAX_SPARSE]; /* walked at each restore: untrapped mappings, neighbours merged */
     int sparse_count;
     int sparse_fd;               /* /proc/self/pagemap for the probes */
     int has_trapped_holes;

@@ -202,8 +202,13 @@ static int add_region(const struct fs_map_entry *e, uintptr_t start, uintptr_t e
  * per populated range and holes between them (sparse.c). */
 static int take_piece(const struct fs_map_entry *e, uintptr_t start, uintptr_t end, char *err, size_t errlen) {
     if (!fs_sparse_candidate(e, start, end)) return add_region(e, start, end, err, errlen);
-    struct fs_mapping_change populated[64];
-    int n = fs_sparse_populated(start, end, populated, 64);
+    static struct fs_mapping_change populated[FS_MAX_REGIONS]; /* taken once, before any restore */
+    int n = fs_sparse_populated(start, end, populated, FS_MAX_REGIONS - SNAP->region_count);
+    if (n == -2) {
+        snprintf(err, errlen, "more than %d writable mappings, counting each populated range of the %lu GiB "
+                 "mapping at %#lx", FS_MAX_REGIONS, (unsigned long)((end - start) >> 30), (unsigned long)start);
+        return -1;
+    }
     if (n < 0) {
         if (end - start <= FS_SPARSE_UNPROBED_MAX) return add_region(e, start, end, err, errlen);
         snprintf(err, errlen, "cannot take the %lu GiB mapping at %#lx whole, and this kernel cannot tell which "

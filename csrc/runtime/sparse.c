@@ -65,13 +65,19 @@ static int for_each_populated(uintptr_t start, uintptr_t end, int outside_wp_ran
     return 0;
 }
 
-struct populated { struct fs_mapping_change *out; int count, max; };
+struct populated { struct fs_mapping_change *out; int count, max, overflow; };
 
 static void add_populated(uintptr_t start, uintptr_t end, void *arg) {
     struct populated *p = arg;
     struct fs_mapping_change *last = p->count ? &p->out[p->count - 1] : NULL;
-    if (last && (start - last->end < MERGE_GAP || p->count == p->max)) { /* out of slots: widen the last */
+    if (last && start - last->end < MERGE_GAP) {
         last->end = end;
+        return;
+    }
+    /* out of slots: never widen the last range over what lies between (that may be
+     * terabytes of shadow, and a region is tracked over its whole length) */
+    if (p->count == p->max) {
+        p->overflow = 1;
         return;
     }
     p->out[p->count].start = start;
@@ -79,10 +85,12 @@ static void add_populated(uintptr_t start, uintptr_t end, void *arg) {
     p->count++;
 }
 
+/* The populated ranges of [start, end), merged when closer than MERGE_GAP: their count,
+ * -1 when the kernel cannot tell, -2 when there are more than max. */
 int fs_sparse_populated(uintptr_t start, uintptr_t end, struct fs_mapping_change *out, int max) {
-    struct populated p = {out, 0, max};
+    struct populated p = {out, 0, max, 0};
     if (for_each_populated(start, end, 0, add_populated, &p)) return -1;
-    return p.count;
+    return p.overflow ? -2 : p.count;
 }
 
 int fs_sparse_add_hole(uintptr_t start, uintptr_t end, int prot, int trapped) {
@@ -125,16 +133,25 @@ static void drop_hole_pages(uintptr_t start, uintptr_t end, void *arg) {
     }
 }
 
+int fs_sparse_trapped(uintptr_t start, uintptr_t end) { return end - start >= FS_SPARSE_TRAP_MIN; }
+
+/* Notes a mapping whose holes each restore walks. Neighbours closer than MERGE_GAP
+ * share one walk: ASan's shadow comes in dozens of pieces a few pages apart, and a walk
+ * costs ~1 us to start. What lies between them is skipped page by page. */
 int fs_sparse_add_mapping(uintptr_t start, uintptr_t end) {
     struct fs_snapshot *s = SNAP;
+    if (fs_sparse_trapped(start, end)) return 0; /* trapped holes report their writes */
+    struct fs_mapping_change *last = s->sparse_count ? &s->sparse[s->sparse_count - 1] : NULL;
+    if (last && start >= last->end && start - last->end < MERGE_GAP) {
+        last->end = end;
+        return 0;
+    }
     if (s->sparse_count >= FS_MAX_SPARSE) return -1;
     s->sparse[s->sparse_count].start = start;
     s->sparse[s->sparse_count].end = end;
     s->sparse_count++;
     return 0;
 }
-
-int fs_sparse_trapped(uintptr_t start, uintptr_t end) { return end - start >= FS_SPARSE_TRAP_MIN; }
 
 /* Makes the trapped holes read-only. 1 when there are any: the caller then owns SIGSEGV
  * and watches kernel writes, which would fail with EFAULT there. */
@@ -270,12 +287,13 @@ void fs_sparse_reset_holes(void) {
     struct fs_snapshot *s = SNAP;
     if (s->heated_count || s->heated_overflow) reset_trapped(s);
     int skip_regions = s->backend == FS_BACKEND_PAGEMAP_SCAN;
+    int k = 0; /* regions and sparse mappings are both in address order: one pass over each */
     for (int i = 0; i < s->sparse_count; i++) {
         uintptr_t from = s->sparse[i].start, end = s->sparse[i].end;
-        if (fs_sparse_trapped(from, end)) continue;
-        for (int k = 0; k < s->region_count; k++) { /* in address order */
+        while (k < s->region_count && s->regions[k].end <= from) k++;
+        for (; k < s->region_count && s->regions[k].start < end; k++) {
             const struct fs_region *r = &s->regions[k];
-            if (!walk_goes_around(r, skip_regions) || r->end <= from || r->start >= end) continue;
+            if (!walk_goes_around(r, skip_regions)) continue;
             reset_walked(from, r->start, skip_regions);
             from = r->end;
         }
