@@ -124,14 +124,21 @@ static void pagemap_kernel_write_done(struct fs_snapshot *s, uintptr_t written_e
     if (!r || !s->opened_before_write) return;
     uint32_t *open = open_list(r), keep = s->opened_before_write - 1;
     uintptr_t limit = (written_end + PAGE - 1) & ~(PAGE - 1);
+    uintptr_t run_start = 0, run_end = 0; /* opened in address order, so taken back as one run */
     while (open[0] > keep) {
         uint32_t i = open[open[0]];
         uintptr_t p = r->start + (uintptr_t)i * PAGE;
         if (p < limit) break;
-        trap_wp(s, p, p + PAGE, 1);
+        if (run_end && p + PAGE != run_start) {
+            trap_wp(s, run_start, run_end, 1);
+            run_end = 0;
+        }
+        if (!run_end) run_end = p + PAGE;
+        run_start = p;
         page_state(r)[i] &= ~PAGE_OPEN;
         open[0]--;
     }
+    if (run_end) trap_wp(s, run_start, run_end, 1);
     s->opened_region = NULL;
 }
 

@@ -7,10 +7,12 @@
  * byte) * 4096 + 4093 (across a page boundary) and the heap's last byte, and returns
  * 10. Input 'R' has the kernel write the rest of the input into the heap: a read()
  * into a three-page buffer at 60 MiB + 4090, so that a short read ends on the second
- * page and leaves the third untouched; it returns 11 when it read something. Other
- * inputs return the bit. 'A' and 'R' exit 200 + the bit instead when it is set. Fork
- * mode: 'A...' -> 10, 'R' and more -> 11, anything else -> 0. A leak looks like 1 (or
- * 201): a byte written by an earlier input is still there.
+ * page and leaves the third untouched; it returns 11 when it read something. Input 'W'
+ * writes the last byte of that buffer itself (the page a short read left alone) and
+ * returns 12. Other inputs return the bit. 'A', 'R' and 'W' exit 200 + the bit instead
+ * when it is set. Fork mode: 'A...' -> 10, 'R' and more -> 11, 'W' -> 12, anything
+ * else -> 0. A leak looks like 1 (or 201): a byte written by an earlier input is still
+ * there.
  */
 #define _GNU_SOURCE
 #include "forkserver.h"
@@ -57,6 +59,10 @@ int main(void) {
     if (n == 1 && in[0] == 'R') {
         ssize_t got = read(0, heap + READ_AT, READ_LEN);
         return leak ? 200 + leak : got > 0 ? 11 : 0;
+    }
+    if (n == 1 && in[0] == 'W') {
+        heap[READ_AT + READ_LEN - 1] = 0x5a;
+        return leak ? 200 + leak : 12;
     }
     if (n == 1) n += read(0, in + 1, sizeof in - 1);
     if (n < 1 || in[0] != 'A') return leak;
