@@ -20,6 +20,10 @@ RUNTIME_SOURCES = [
 ]
 MAIN_ENTRY = "runtime/main_entry.c"
 AFL_SNAPSHOT = "runtime/afl_snapshot.c"
+CMPLOG = "runtime/cmplog.c"
+RUNTIME_TEXT = "fs_runtime_text"  # the runtime's code in cmplog builds
+# the string functions cmplog.c defines: calls to them must stay calls, not inlined code
+CMPLOG_FUNCTIONS = ("memcmp", "bcmp", "strcmp", "strncmp", "strcasecmp", "strncasecmp", "memmem", "strstr")
 LIBFUZZER_DRIVER = "runtime/libfuzzer_driver.c"
 SOURCE_SUFFIXES = {".c", ".cc", ".cpp", ".cxx"}
 
@@ -58,10 +62,11 @@ def _cxx_for(cc: str) -> str:
     return cc.replace(name, name.replace("clang", "clang++").replace("gcc", "g++"))
 
 
-def coverage_flags(cc: str) -> list[str]:
-    if _family(cc) == "clang":
-        return ["-fsanitize-coverage=trace-pc-guard"]
-    return ["-fsanitize-coverage=trace-pc"]
+def coverage_flags(cc: str, cmplog: bool = False) -> list[str]:
+    kind = "trace-pc-guard" if _family(cc) == "clang" else "trace-pc"
+    if not cmplog:
+        return [f"-fsanitize-coverage={kind}"]
+    return [f"-fsanitize-coverage={kind},trace-cmp", *(f"-fno-builtin-{f}" for f in CMPLOG_FUNCTIONS)]
 
 
 def is_libfuzzer_source(path: Path) -> bool:
@@ -82,17 +87,24 @@ def _run(cmd: list[str]) -> None:
         raise BuildError(f"compiling failed: {' '.join(cmd)}\n{tail}{hint}")
 
 
-def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool) -> list[Path]:
+def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool, cmplog: bool) -> list[Path]:
     root = csrc_dir()
     includes = [f"-I{root / d}" for d in ("include", "runtime", "common")]
     sources = RUNTIME_SOURCES + [LIBFUZZER_DRIVER if libfuzzer else MAIN_ENTRY] + ([AFL_SNAPSHOT] if afl_snapshot else [])
+    sources += [CMPLOG] if cmplog else []
     objects = []
     for rel in sources:
         obj = workdir / (rel.replace("/", "_") + ".o")
         # the runtime itself is never instrumented, and fortify checks would reject the
-        # longjmp from the runtime's own stack back onto the program's
-        _run([cc, "-c", "-O2", "-g", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0", *includes,
+        # longjmp from the runtime's own stack back onto the program's; cmplog.c defines
+        # memcmp and kin, which the compiler must not turn into calls to themselves
+        own = ["-fno-builtin"] + (["-fno-tree-loop-distribute-patterns"] if _family(cc) == "gcc" else []) \
+            if rel == CMPLOG else []
+        _run([cc, "-c", "-O2", "-g", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0", *own, *includes,
               str(root / rel), "-o", str(obj)])
+        if cmplog:  # cmplog.c tells the runtime's comparisons from the program's by this section
+            _run(["objcopy", *(a for name in (".text", ".text.unlikely", ".text.startup", ".text.hot")
+                               for a in ("--rename-section", f"{name}={RUNTIME_TEXT}")), str(obj)])
         objects.append(obj)
     return objects
 
@@ -119,7 +131,7 @@ def _sanitizer_marker(workdir: Path, sanitize: list[str]) -> Path:
 
 def build(sources: list[Path], output: Path, cc: str | None = None,
           extra_flags: list[str] | tuple[str, ...] = (), afl_snapshot: bool = False,
-          sanitize: list[str] | tuple[str, ...] = ()) -> Path:
+          sanitize: list[str] | tuple[str, ...] = (), cmplog: bool = False) -> Path:
     """Compiles and links harness sources with the runtime. Returns the output path.
 
     Args:
@@ -127,6 +139,8 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
             target as a persistent one and the runtime answers in snapshot mode.
         sanitize: -fsanitize names (address, undefined, ...) for the harness, not the
             runtime, which is never instrumented.
+        cmplog: log comparison operands (trace-cmp hooks, string functions) for the
+            fuzzer's input-to-state stage: the second binary of `forkserver fuzz -c`.
 
     Raises:
         BuildError: a source is missing or the compiler fails.
@@ -140,6 +154,10 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
             raise BuildError(f"no such source file: {src}")
         if src.suffix not in SOURCE_SUFFIXES:
             raise BuildError(f"{src} is not a C or C++ source ({', '.join(sorted(SOURCE_SUFFIXES))})")
+    if cmplog and (sanitize or any(str(f).startswith("-fsanitize=") for f in extra_flags)):
+        raise BuildError("a --cmplog build cannot carry sanitizers: its string functions would replace the "
+                         "sanitizer's checked ones. Build the cmplog binary without them, and fuzz the sanitizer "
+                         "build with it (forkserver fuzz -c CMPLOG_BINARY)")
     cc = pick_compiler(cc)
     libfuzzer = any(is_libfuzzer_source(s) for s in sources)
     cxx = any(s.suffix != ".c" for s in sources)
@@ -153,7 +171,7 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
         raise BuildError(f"the output {output} is a directory; name the binary to write")
     with tempfile.TemporaryDirectory(prefix="forkserver-build-") as tmp:
         work = Path(tmp)
-        objects = _runtime_objects(cc, work, libfuzzer, afl_snapshot)
+        objects = _runtime_objects(cc, work, libfuzzer, afl_snapshot, cmplog)
         san_flags = sanitizer_flags(list(sanitize))
         extra_flags = [*san_flags, *extra_flags]
         if sanitize:
@@ -163,7 +181,7 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
         for i, src in enumerate(sources):
             obj = work / f"harness{i}.o"
             compiler = _cxx_for(cc) if src.suffix != ".c" else cc
-            _run([compiler, "-c", "-O2", "-g", include, *coverage_flags(cc), *extra_flags, str(src), "-o", str(obj)])
+            _run([compiler, "-c", "-O2", "-g", include, *coverage_flags(cc, cmplog), *extra_flags, str(src), "-o", str(obj)])
             objects.append(obj)
         linker = _cxx_for(cc) if cxx else cc
         # bind every symbol at start-up: lazy binding would write the GOT during inputs

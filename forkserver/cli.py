@@ -252,7 +252,8 @@ def cmd_build(args, extra) -> int:
     from .sanitizers import parse_list
 
     sanitize = parse_list(args.sanitize) if args.sanitize else []
-    out = build([Path(s) for s in args.sources], Path(args.output), args.cc, extra, args.afl_snapshot, sanitize)
+    out = build([Path(s) for s in args.sources], Path(args.output), args.cc, extra, args.afl_snapshot, sanitize,
+                cmplog=args.cmplog)
     print(out)
     return 0
 
@@ -348,6 +349,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="mark the binary persistent for afl-fuzz: it then runs in snapshot mode under afl-fuzz")
     p.add_argument("--sanitize", metavar="LIST",
                    help="build with sanitizers, e.g. address,undefined (UBSan findings then abort)")
+    p.add_argument("--cmplog", action="store_true",
+                   help="log comparison operands, for `forkserver fuzz -c` (input-to-state); no sanitizers")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("doctor", help="which snapshot backends and tools work here")

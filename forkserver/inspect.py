@@ -25,6 +25,7 @@ class BinaryInfo:
     deferred: bool = False            # ##SIG_AFL_DEFER_FORKSRV##
     libfuzzer: bool = False           # LLVMFuzzerTestOneInput
     coverage: str | None = None       # trace-pc-guard, trace-pc, or None
+    cmplog: bool = False              # logs comparison operands (forkserver build --cmplog)
     sanitizers: list[str] = field(default_factory=list)  # address, undefined, ... (-fsanitize names)
     symbols: dict[str, bool] = field(default_factory=dict)
 
@@ -72,6 +73,7 @@ def scan_markers(path: Path) -> BinaryInfo:
     info.deferred = marker(lib.FS_SIG_DEFER)
     info.libfuzzer = marker(lib.FS_SIG_LIBFUZZER) or b"LLVMFuzzerTestOneInput\0" in data
     info.sanitizers = sanitizers.detect(data)
+    info.cmplog = marker(lib.FS_SIG_CMPLOG)
     # Our runtime defines both callbacks, so their names say nothing; the guards section
     # exists only where the compiler put trace-pc-guard instrumentation in.
     if b"__sancov_guards\0" in data:

@@ -52,6 +52,7 @@
 /* present in every binary linked with our runtime */
 #define FS_SIG_RUNTIME "##SIG_FORKSERVER_RUNTIME##"
 #define FS_SIG_LIBFUZZER "##SIG_FORKSERVER_LIBFUZZER##"
+#define FS_SIG_CMPLOG "##SIG_FORKSERVER_CMPLOG##"
 
 /* ---- forkserver's own extension: snapshot mode with a direct runner channel ---- */
 /* Set by the orchestrator; read once by the runtime at start-up. */
@@ -67,6 +68,8 @@
 #define FS_ENV_VIRGIN_SHM_ID "FORKSERVER_VIRGIN_SHM_ID"
 /* run LeakSanitizer's check at the end of each input; leaks abort it (a crash) */
 #define FS_ENV_DETECT_LEAKS "FORKSERVER_DETECT_LEAKS"
+/* the comparison log (struct fs_cmplog), a SysV segment a cmplog build logs into */
+#define FS_ENV_CMPLOG_SHM_ID "FORKSERVER_CMPLOG_SHM_ID"
 /* for tests only: corrupt one byte after each restore, to prove the verifier sees it */
 #define FS_ENV_BREAK_RESTORE "FORKSERVER_BREAK_RESTORE"
 
@@ -152,6 +155,39 @@ struct fs_control {
     struct fs_result results[1024];
     unsigned int input_offsets[1024];
     unsigned char input_area[16777216];
+};
+
+/* ---- the comparison log of `forkserver build --cmplog` builds ----
+ * One SysV segment, created by the orchestrator and named in FORKSERVER_CMPLOG_SHM_ID.
+ * It is shared, so a restore never rolls it back. The runtime logs only while enabled
+ * is set; before each logged input the orchestrator clears every hits count. A
+ * comparison's site is its call site, hashed; the first slots of a site keep the
+ * operands of its first executions, and hits counts them all. */
+#define FS_CMPLOG_INT_SITES 4096
+#define FS_CMPLOG_INT_SLOTS 8
+#define FS_CMPLOG_BYTES_SITES 1024
+#define FS_CMPLOG_BYTES_SLOTS 4
+#define FS_CMPLOG_BYTES_MAX 32
+#define FS_CMPLOG_MAGIC 1179796736
+
+struct fs_cmp_int {
+    unsigned long long left, right;
+    unsigned int size;        /* bytes: 1, 2, 4 or 8 */
+    unsigned int pad;
+};
+
+struct fs_cmp_bytes {
+    unsigned char left_len, right_len;   /* bytes kept of each side */
+    unsigned char left[32], right[32];
+};
+
+struct fs_cmplog {
+    unsigned int magic;
+    unsigned int enabled;
+    unsigned int int_hits[4096];
+    unsigned int bytes_hits[1024];
+    struct fs_cmp_int ints[4096][8];
+    struct fs_cmp_bytes bytes[1024][4];
 };
 
 #endif

@@ -61,6 +61,7 @@ void fs_config_load(struct fs_config *cfg) {
     cfg->shm_fuzz_id = env_int(FS_ENV_SHM_FUZZ_ID, -1);
     cfg->ctl_shm_id = env_int(FS_ENV_CTL_SHM_ID, -1);
     cfg->virgin_shm_id = env_int(FS_ENV_VIRGIN_SHM_ID, -1);
+    cfg->cmplog_shm_id = env_int(FS_ENV_CMPLOG_SHM_ID, -1);
     cfg->persistent = fs_env_flag(FS_ENV_PERSISTENT);
     cfg->deferred = fs_env_flag(FS_ENV_DEFER);
     cfg->verify = fs_env_flag(FS_ENV_VERIFY);

@@ -31,6 +31,7 @@ struct fs_config {
     int shm_fuzz_id;         /* __AFL_SHM_FUZZ_ID, -1 if absent */
     int ctl_shm_id;          /* FORKSERVER_CTL_SHM_ID, -1 if absent */
     int virgin_shm_id;       /* FORKSERVER_VIRGIN_SHM_ID, -1 if absent */
+    int cmplog_shm_id;       /* FORKSERVER_CMPLOG_SHM_ID, -1 if absent */
     int persistent;          /* __AFL_PERSISTENT */
     int deferred;            /* __AFL_DEFER_FORKSRV */
     int mode;                /* FS_MODE_* */
@@ -266,6 +267,9 @@ void fs_own_memory_add(const void *start, size_t len);
 uint64_t fs_now_ns(void);
 int fs_move_fd_high(int fd);
 void fs_check_leaks(void);
+
+/* the comparison log, attached by the server; only cmplog builds write it (cmplog.c) */
+extern struct fs_cmplog *fs_cmplog_log;
 
 /* server.c */
 void fs_server_start(void);

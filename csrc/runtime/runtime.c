@@ -17,6 +17,7 @@
 #include "fs_runtime.h"
 
 struct fs_state *fs_st;
+struct fs_cmplog *fs_cmplog_log;
 int fs_debug_enabled;
 int fs_libfuzzer_driver __attribute__((weak));
 /* A byte in the program's .bss that FORKSERVER_BREAK_RESTORE corrupts after each restore. */

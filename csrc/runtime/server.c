@@ -367,6 +367,7 @@ void fs_server_start(void) {
     if (cfg->ctl_shm_id >= 0) attach_control_block();
     /* shared, so that no restore rolls it back: it is what every input found so far */
     if (cfg->virgin_shm_id >= 0) fs_st->virgin = attach_segment(cfg->virgin_shm_id, "virgin map");
+    if (cfg->cmplog_shm_id >= 0) fs_cmplog_log = attach_segment(cfg->cmplog_shm_id, "comparison log");
     if (cfg->input_file) {
         fs_st->input_fd = fs_move_fd_high(open(cfg->input_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
         if (fs_st->input_fd < 0) FS_PWARN("cannot open the input file %s", cfg->input_file);

@@ -91,7 +91,7 @@ def make_executor(mode: str, target: Target, timeout_ms: int = 1000, backend: st
     """
     if mode == "auto" and target.info.forkserver_runtime:
         return AutoExecutor(SnapshotExecutor(target, timeout_ms, cpu, backend=backend, verify=verify,
-                                             extra_env=extra_env), ForkExecutor(target, timeout_ms, cpu))
+                                             extra_env=extra_env), ForkExecutor(target, timeout_ms, cpu, extra_env))
     mode = resolve_mode(mode, target)
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
@@ -99,12 +99,12 @@ def make_executor(mode: str, target: Target, timeout_ms: int = 1000, backend: st
         return SnapshotExecutor(target, timeout_ms, cpu, backend=backend, verify=verify, extra_env=extra_env)
     if verify:
         raise UsageError("--verify-restore needs --mode snapshot")
-    if mode == "exec":
-        return ExecExecutor(target, timeout_ms, cpu)
     if mode == "persistent" and not target.info.persistent:
         raise TargetError(f"{target.path} has no persistent loop (no ##SIG_AFL_PERSISTENT## marker): "
                           "build it with __AFL_LOOP, or use --mode fork or snapshot")
-    ex = ForkExecutor(target, timeout_ms, cpu)
+    if mode == "exec":
+        return ExecExecutor(target, timeout_ms, cpu)
+    ex = ForkExecutor(target, timeout_ms, cpu, extra_env)
     ex.mode = mode
     return ex
 

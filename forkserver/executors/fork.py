@@ -129,12 +129,18 @@ class ForkExecutor(Executor):
 
     mode = "fork"
 
+    def __init__(self, target: Target, timeout_ms: int = 1000, cpu: int | None = None,
+                 extra_env: dict[str, str] | None = None):
+        super().__init__(target, timeout_ms, cpu)
+        self.extra_env = extra_env or {}  # the target's environment, on top of ours
+
     def _env(self) -> dict[str, str]:
         env = self.target.base_env(persistent=self.mode == "persistent")
         env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
         env[const_str(lib.FS_ENV_SHM_FUZZ_ID)] = str(self.fuzz_shm.id)
         env[const_str(lib.FS_ENV_MODE)] = "fork"
         env.update(input_delivery_env(self.target))
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:

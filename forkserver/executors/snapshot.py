@@ -43,13 +43,12 @@ class SnapshotExecutor(ForkExecutor):
 
     def __init__(self, target, timeout_ms: int = 1000, cpu: int | None = None, backend: str = "auto",
                  verify: bool = False, extra_env: dict[str, str] | None = None):
-        super().__init__(target, timeout_ms, cpu)
+        super().__init__(target, timeout_ms, cpu, extra_env)
         if backend != "auto" and backend not in BACKENDS:
             raise BackendUnavailable(f"unknown backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
         self.requested_backend = backend
         self.backend = backend
         self.verify = verify
-        self.extra_env = extra_env or {}
         self.runner_pid = 0
         self.snapshot_us: float | None = None
         self.runners_started = 0
