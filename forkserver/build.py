@@ -199,7 +199,7 @@ def _digest(paths: list[Path], extra: str) -> str:
     return h.hexdigest()[:16]
 
 
-def build_cached(source: Path, cc: str | None = None) -> Path:
+def build_cached(source: Path, cc: str | None = None, cmplog: bool = False) -> Path:
     """Builds a single harness source once; later calls reuse the binary."""
     source = Path(source)
     if not source.is_file():
@@ -207,10 +207,10 @@ def build_cached(source: Path, cc: str | None = None) -> Path:
     cc = pick_compiler(cc)
     root = csrc_dir()
     runtime_files = sorted(p for p in root.rglob("*") if p.suffix in (".c", ".h"))
-    key = _digest([source, Path(__file__), *runtime_files], cc)  # build flags live in this file
-    out = cache_dir() / "builds" / f"{source.stem}-{key}"
+    key = _digest([source, Path(__file__), *runtime_files], cc + (" cmplog" if cmplog else ""))  # flags: this file
+    out = cache_dir() / "builds" / f"{source.stem}{'-cmplog' if cmplog else ''}-{key}"
     if not out.exists():
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        build([source], tmp, cc)
+        build([source], tmp, cc, cmplog=cmplog)
         os.replace(tmp, out)
     return out

@@ -179,16 +179,8 @@ def _remove_unused(created: list[Path]) -> None:
 
 
 def cmd_fuzz(args, command) -> int:
-    import shlex
-    import signal
-
-    from .executors import make_executor
-    from .fuzzer import FuzzOptions, Fuzzer
     from .inputs import read_inputs
-    from .monitor import make_monitor
     from .mutators import load_dictionary
-    from .objectives import hang_timeout_for
-    from .outdir import OutputDir
 
     if args.target and command:
         raise UsageError("give the target either after `--` or as the only argument, not both")
@@ -221,29 +213,80 @@ def cmd_fuzz(args, command) -> int:
         _note(f"resuming {out}: the seeds in {args.input} are not read again")
     target = _target(command, args)  # a bad target is refused before anything is written
     with target:
-        executor = make_executor(args.mode, target, timeout_ms, args.backend, cpu)
-        created = [p for p in (out / args.name, out) if not p.exists()]  # what this run makes
-        outdir = OutputDir.open(out, args.name, resume=resume)
-        options = FuzzOptions(
-            seed=args.seed, hang_timeout_ms=args.hang_timeout or hang_timeout_for(timeout_ms),
-            max_time=args.max_time, max_runs=args.runs, exit_on_crash=args.exit_on_crash, batch=args.batch,
-            tokens=tokens, repro_prefix=["forkserver", "run", "--mode", args.mode, "-t", str(timeout_ms)],
-            target_command=command, command_line=["forkserver", "fuzz"] + sys.argv[2:])
-        monitor = make_monitor(live=False if args.plain else None)
-        monitor.event(f"output in {outdir.path}; seeds {'(resumed)' if resume else seeds_dir}; "
-                      f"target {shlex.join(command)}")
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
-        fuzzer = Fuzzer(executor, outdir, options, monitor)
+        input_to_state = _input_to_state_stage(args, command, target, timeout_ms, cpu) if args.cmplog else None
         try:
-            status = fuzzer.run(seeds, resume=resume)
-        except ForkserverError:
-            _remove_unused(created)  # a target that cannot start leaves no output directory behind
-            raise
+            status, fuzzer = _fuzz_campaign(args, command, target, timeout_ms, cpu, out, resume, seeds, seeds_dir,
+                                            tokens, input_to_state)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if input_to_state is not None:
+                input_to_state.close()
     if args.json:
         print(json.dumps(fuzzer.summary))
     return status
+
+
+def _fuzz_campaign(args, command, target, timeout_ms, cpu, out, resume, seeds, seeds_dir, tokens, input_to_state):
+    """The campaign itself, once the target and its comparison stage are ready."""
+    import shlex
+    import signal
+
+    from .executors import make_executor
+    from .fuzzer import FuzzOptions, Fuzzer
+    from .monitor import make_monitor
+    from .objectives import hang_timeout_for
+    from .outdir import OutputDir
+
+    executor = make_executor(args.mode, target, timeout_ms, args.backend, cpu)
+    created = [p for p in (out / args.name, out) if not p.exists()]  # what this run makes
+    outdir = OutputDir.open(out, args.name, resume=resume)
+    options = FuzzOptions(
+        seed=args.seed, hang_timeout_ms=args.hang_timeout or hang_timeout_for(timeout_ms),
+        max_time=args.max_time, max_runs=args.runs, exit_on_crash=args.exit_on_crash, batch=args.batch,
+        tokens=tokens, repro_prefix=["forkserver", "run", "--mode", args.mode, "-t", str(timeout_ms)],
+        target_command=command, command_line=["forkserver", "fuzz"] + sys.argv[2:])
+    monitor = make_monitor(live=False if args.plain else None)
+    monitor.event(f"output in {outdir.path}; seeds {'(resumed)' if resume else seeds_dir}; "
+                  f"target {shlex.join(command)}")
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
+    fuzzer = Fuzzer(executor, outdir, options, monitor, input_to_state)
+    try:
+        status = fuzzer.run(seeds, resume=resume)
+    except ForkserverError:
+        _remove_unused(created)  # a target that cannot start leaves no output directory behind
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return status, fuzzer
+
+
+def _input_to_state_stage(args, command: list[str], target, timeout_ms: int, cpu):
+    """-c / --cmplog: the comparison stage, on a cmplog build of the target: the one
+    given, the target itself (-c 0, as afl-fuzz has it), or one built here from the
+    harness source (--cmplog)."""
+    from .build import build_cached
+    from .cmp_stage import InputToState
+    from .cmplog import CmpLog
+    from .executors import make_executor
+    from .target import Target
+
+    if args.cmplog == "0":
+        binary = str(target.path)
+    elif args.cmplog == "auto":
+        if Path(command[0]).suffix not in (".c", ".cc", ".cpp"):
+            raise UsageError("--cmplog builds the cmplog binary from a harness source; for a built target, give "
+                             "its cmplog build: -c CMPLOG_BINARY (forkserver build --cmplog)")
+        binary = str(build_cached(Path(command[0]), cmplog=True))
+    else:
+        binary = args.cmplog
+    cmplog_target = Target.from_command([binary] + command[1:])
+    if not cmplog_target.info.cmplog:
+        cmplog_target.cleanup()
+        raise UsageError(f"{binary} does not log comparisons: build it with `forkserver build --cmplog`"
+                         + (" (or drop -c 0: the target itself is not a cmplog build)" if args.cmplog == "0" else ""))
+    log = CmpLog()
+    mode = "fork" if args.mode in ("fork", "persistent") else args.mode
+    executor = make_executor(mode, cmplog_target, timeout_ms, args.backend, cpu, extra_env=log.env())
+    return InputToState(executor, log, seed=args.seed)
 
 
 def cmd_build(args, extra) -> int:
@@ -336,6 +379,11 @@ def make_parser() -> argparse.ArgumentParser:
                    help="stop at the first saved crash, with exit status 77")
     p.add_argument("--hang-timeout", type=int, metavar="MS",
                    help="a timeout is a hang if it also times out with this (default 2x -t, at least 1000)")
+    p.add_argument("-c", dest="cmplog", metavar="CMPLOG_BINARY",
+                   help="comparison feedback (input-to-state) with this `forkserver build --cmplog` build of the "
+                        "target; `-c 0`: the target is one itself")
+    p.add_argument("--cmplog", dest="cmplog", action="store_const", const="auto",
+                   help="comparison feedback, with a cmplog build made from the harness source")
     p.add_argument("--batch", type=int, default=256, help="snapshot mode: mutants per wake-up (1-1024)")
     p.add_argument("--plain", action="store_true", help="plain status lines even on a terminal")
     p.add_argument("--json", action="store_true", help="print the final figures as one JSON object on stdout")

@@ -52,26 +52,24 @@ class CmpLog:
     def end(self) -> None:
         self.table.enabled = 0
 
+    def records(self) -> dict[tuple[str, int, int], IntComparison | BytesComparison]:
+        """What the last input logged, by (kind, site, slot): a comparison's place in the
+        program and the order it ran there, which a run of the same path repeats."""
+        out: dict[tuple[str, int, int], IntComparison | BytesComparison] = {}
+        for site in np.flatnonzero(self.int_hits):
+            for slot, e in enumerate(self.ints[site, :min(int(self.int_hits[site]), lib.FS_CMPLOG_INT_SLOTS)]):
+                size = int(e["size"])
+                if size in (1, 2, 4, 8):
+                    out[("int", int(site), slot)] = IntComparison(int(e["left"]), int(e["right"]), size)
+        for site in np.flatnonzero(self.bytes_hits):
+            for slot, e in enumerate(self.bytes[site, :min(int(self.bytes_hits[site]), lib.FS_CMPLOG_BYTES_SLOTS)]):
+                out[("bytes", int(site), slot)] = BytesComparison(e["left"][:e["left_len"]].tobytes(),
+                                                                  e["right"][:e["right_len"]].tobytes())
+        return out
+
     def comparisons(self) -> list[IntComparison | BytesComparison]:
         """Each distinct comparison the last input logged, site by site."""
-        out: list[IntComparison | BytesComparison] = []
-        seen = set()
-        for site in np.flatnonzero(self.int_hits):
-            for e in self.ints[site, :min(int(self.int_hits[site]), lib.FS_CMPLOG_INT_SLOTS)]:
-                size = int(e["size"])
-                if size not in (1, 2, 4, 8):
-                    continue
-                cmp = IntComparison(int(e["left"]), int(e["right"]), size)
-                if cmp not in seen:
-                    seen.add(cmp)
-                    out.append(cmp)
-        for site in np.flatnonzero(self.bytes_hits):
-            for e in self.bytes[site, :min(int(self.bytes_hits[site]), lib.FS_CMPLOG_BYTES_SLOTS)]:
-                cmp = BytesComparison(e["left"][:e["left_len"]].tobytes(), e["right"][:e["right_len"]].tobytes())
-                if cmp not in seen:
-                    seen.add(cmp)
-                    out.append(cmp)
-        return out
+        return list(dict.fromkeys(self.records().values()))
 
     def hits(self) -> int:
         """How many comparisons the last input made (logged or past a site's slots)."""

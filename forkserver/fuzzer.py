@@ -8,12 +8,14 @@ it reads their bytes back, calibrates or confirms them, and saves them. Fork and
 persistent mode run the same loop one input per round trip."""
 import shlex
 import time
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .calibration import Stability, calibrate
+from .cmp_stage import InputToState
 from .corpus import Corpus, Entry
 from .errors import InputError, RunnerError
 from .executors import ExecResult, Executor, Outcome, SnapshotExecutor
@@ -50,8 +52,10 @@ class Stop(Exception):
 
 
 class Fuzzer:
-    def __init__(self, executor: Executor, outdir: OutputDir, options: FuzzOptions, monitor: Monitor):
+    def __init__(self, executor: Executor, outdir: OutputDir, options: FuzzOptions, monitor: Monitor,
+                 input_to_state: InputToState | None = None):
         self.executor = executor
+        self.i2s = input_to_state
         self.out = outdir
         self.opts = options
         self.monitor = monitor
@@ -82,7 +86,7 @@ class Fuzzer:
 
     def run(self, seeds: list[tuple[str, bytes]] | None, resume: bool = False) -> int:
         """Fuzzes until a limit or Ctrl-C; returns the exit status."""
-        with self.executor:
+        with self.executor, (self.i2s or nullcontext()):
             self._setup_havoc()
             self.status.map_size = self._map_size()
             self.out.write_cmdline(self.opts.command_line)
@@ -115,6 +119,8 @@ class Fuzzer:
                     "stability": round(final.stability, 2), "saved_crashes": final.crashes,
                     "crashing_runs": final.total_crashes, "saved_hangs": final.hangs,
                     "timeouts": final.total_timeouts, "output": str(self.out.path), "crashes": self.saved_crashes}
+                if self.i2s is not None:
+                    self.summary["input_to_state"] = asdict(self.i2s.stats)
         return EXIT_ON_CRASH_STATUS if self.opts.exit_on_crash and self.found_crash else 0
 
     def _setup_havoc(self) -> None:
@@ -193,6 +199,8 @@ class Fuzzer:
 
     def _fuzz_one(self, entry: Entry) -> None:
         parent = self.corpus.data(entry)
+        if self.i2s is not None and not entry.was_fuzzed:
+            self._input_to_state(entry, parent)
         energy = self.scheduler.energy(entry)
         self.scheduler.mark_fuzzed(entry)
         done = 0
@@ -211,6 +219,38 @@ class Fuzzer:
             done += ran
             for result, data in notable:
                 self._handle(entry, result, data)
+            self._tick()
+
+    def _input_to_state(self, entry: Entry, data: bytes) -> None:
+        """The comparison stage for an entry's first turn (cmp_stage.py): its
+        colourisation runs and its candidates run on the plain target, and anything
+        they find is kept as any mutant's find is."""
+        base = self._run(data)
+        if base.outcome is not Outcome.OK or base.map_hash is None:
+            return
+
+        def same_path(candidate: bytes) -> bool:
+            r = self._run(candidate)
+            if self._notable(r):
+                self._handle(entry, r, candidate, op="colour")
+            return r.outcome is Outcome.OK and r.map_hash == base.map_hash
+
+        candidates, tokens = self.i2s.candidates(data, same_path)
+        if tokens:
+            self.havoc.add_tokens(tokens)
+            self.monitor.event(f"comparisons gave {len(tokens)} new tokens ({len(self.havoc.tokens)} in all)")
+        for start in range(0, len(candidates), self.opts.batch):
+            chunk = candidates[start:start + self.opts.batch]
+            if self.opts.max_runs is not None:
+                chunk = chunk[:max(self.opts.max_runs - self.execs, 0)]
+                if not chunk:
+                    raise Stop(f"{self.opts.max_runs} runs done")
+            results = self.executor.run_batch(chunk)
+            self.execs += len(results)
+            for r, candidate in zip(results, chunk):
+                if self._notable(r):
+                    self.i2s.stats.finds += 1
+                    self._handle(entry, r, candidate, op="i2s")
             self._tick()
 
     def _splice_partner(self, entry: Entry) -> bytes | None:
@@ -254,7 +294,7 @@ class Fuzzer:
 
     # ---- what a notable input becomes ----
 
-    def _handle(self, parent: Entry, r: ExecResult, data: bytes) -> None:
+    def _handle(self, parent: Entry, r: ExecResult, data: bytes, op: str = "havoc") -> None:
         if r.outcome is Outcome.ERROR:
             self._engine_error(r)
             again = self._run(data)  # once more, in fork mode
@@ -271,28 +311,28 @@ class Fuzzer:
             cal = self._calibrate(data)
             if cal.outcome is Outcome.OK:
                 path = self.out.add_queue(data, src=parent.id, time_ms=self._ms(), execs=self._total_execs(),
-                                          op="havoc", new_edges=r.novelty is Novelty.NEW_EDGE)
+                                          op=op, new_edges=r.novelty is Novelty.NEW_EDGE)
                 self._add_entry(path, data, cal, parent.depth + 1, r.novelty is Novelty.NEW_EDGE)
                 self.status.last_find = time.time()
             else:  # it crashed or hung when run again: an objective after all
-                self._objective(parent, cal.first, data)
+                self._objective(parent, cal.first, data, op)
         else:
-            self._objective(parent, r, data)
+            self._objective(parent, r, data, op)
 
-    def _objective(self, parent: Entry, r: ExecResult, data: bytes) -> None:
+    def _objective(self, parent: Entry, r: ExecResult, data: bytes, op: str = "havoc") -> None:
         """A crash or timeout, with its map: saved when it is new (a timeout once confirmed)."""
         if r.outcome is Outcome.CRASH:
             if self.objectives.new_crash(r):
-                self._save_crash(r, data, parent.id, "havoc")
+                self._save_crash(r, data, parent.id, op)
         elif r.outcome is Outcome.TIMEOUT:
             confirmed = self.objectives.confirm_hang(self.executor, data)
             self.execs += 1
             if confirmed.outcome is Outcome.TIMEOUT and self.objectives.new_hang(confirmed):
-                self.out.add_hang(data, src=parent.id, time_ms=self._ms(), execs=self._total_execs(), op="havoc")
+                self.out.add_hang(data, src=parent.id, time_ms=self._ms(), execs=self._total_execs(), op=op)
                 self.status.hangs += 1
                 self.monitor.event(f"new hang ({self.objectives.hang_timeout_ms} ms)")
             elif confirmed.outcome is Outcome.CRASH and self.objectives.new_crash(confirmed):
-                self._save_crash(confirmed, data, parent.id, "havoc")
+                self._save_crash(confirmed, data, parent.id, op)
 
     def _engine_error(self, r: ExecResult) -> None:
         if isinstance(self.executor, AutoExecutor):
@@ -371,6 +411,13 @@ class Fuzzer:
         st.cycles = self.scheduler.cycles_done
         return st
 
+    def _stage_stats(self) -> dict:
+        if self.i2s is None:
+            return {}
+        st = self.i2s.stats
+        return {"cmplog_runs": st.cmplog_runs, "i2s_candidates": st.candidates, "i2s_finds": st.finds,
+                "i2s_tokens": st.tokens}
+
     def _flush(self) -> None:
         """fuzzer_stats and a plot_data row, as afl-fuzz writes them."""
         self._last_stats = time.monotonic()
@@ -398,6 +445,7 @@ class Fuzzer:
             exec_timeout=self.executor.timeout_ms,
             edges_found=st.edges,
             total_edges=st.map_size,
+            **self._stage_stats(),
             target_mode=st.mode + (f" ({st.backend})" if st.backend else ""),
             command_line=shlex.join(self.opts.command_line),
         )

@@ -86,32 +86,68 @@ def _distinct(data: bytes, splices: Iterator[tuple[int, bytes, bytes]]) -> list[
     return out
 
 
-def _int_splices(data: bytes, cmp: IntComparison) -> Iterator[tuple[int, bytes, bytes]]:
-    for pattern, other in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
-        if (pattern ^ other) & ((1 << (8 * cmp.size)) - 1) == 0:
+def _follows_colour(data_at: bytes, colour_at: bytes, coloured: bytes | None) -> bool:
+    """Whether bytes found in the input are where the operand came from: in the
+    colourised input the same place holds the colourised run's operand. Without a
+    colourised run (None), or when the colourised operand has another length (text
+    forms), it cannot be told, and the place is kept."""
+    if coloured is None or len(coloured) != len(data_at):
+        return True
+    return colour_at == coloured
+
+
+def _int_splices(data: bytes, cmp: IntComparison,
+                 colour: "tuple[bytes, IntComparison] | None") -> Iterator[tuple[int, bytes, bytes]]:
+    mask = (1 << (8 * cmp.size)) - 1
+    sides = [(cmp.left, cmp.right, colour[1].left if colour else None),
+             (cmp.right, cmp.left, colour[1].right if colour else None)]
+    for pattern, other, coloured in sides:
+        if (pattern ^ other) & mask == 0:
             continue  # equal operands: nothing to change
+        if coloured is not None and (coloured ^ pattern) & mask == 0:
+            continue  # colourising the input did not change it: this side is not the input's
         for form, needle in encodings(pattern, cmp.size):
+            expected = encode(coloured, cmp.size, form) if coloured is not None else None
             for at in _occurrences(data, needle):
+                if colour and not _follows_colour(needle, colour[0][at:at + len(needle)], expected):
+                    continue
                 for target in _targets(other, cmp.size):
                     repl = encode(target, cmp.size, form)
                     if repl is not None:
                         yield at, needle, repl
 
 
-def int_candidates(data: bytes, cmp: IntComparison) -> list[bytes]:
+def int_candidates(data: bytes, cmp: IntComparison,
+                   colour: "tuple[bytes, IntComparison] | None" = None) -> list[bytes]:
     """Inputs with one side's bytes, where they appear in data, replaced by the other
     side (and its neighbours) in the same form. Deterministic order, no duplicates, data
-    itself never among them, at most MAX_CANDIDATES."""
-    return _distinct(data, _int_splices(data, cmp))
+    itself never among them, at most MAX_CANDIDATES.
+
+    colour: a colourised copy of data (same length, same path, other bytes) and the same
+    comparison as the colourised run logged it. A side it left unchanged is not taken
+    from the input, and a place where the colourised input does not hold the colourised
+    operand is not where the program read it: both are skipped."""
+    return _distinct(data, _int_splices(data, cmp, colour))
 
 
-def bytes_candidates(data: bytes, cmp: BytesComparison) -> list[bytes]:
+def bytes_candidates(data: bytes, cmp: BytesComparison,
+                     colour: "tuple[bytes, BytesComparison] | None" = None) -> list[bytes]:
     """Inputs with one side of a string comparison, where it appears in data, replaced
-    by the other side (over the same length: memcmp compares that many bytes)."""
-    return _distinct(data, ((at, pattern, other)
-                            for pattern, other in ((cmp.left, cmp.right), (cmp.right, cmp.left))
-                            if pattern and pattern != other
-                            for at in _occurrences(data, pattern)))
+    by the other side (over the same length: memcmp compares that many bytes). colour
+    narrows the places as for int_candidates."""
+    sides = [(cmp.left, cmp.right, colour[1].left if colour else None),
+             (cmp.right, cmp.left, colour[1].right if colour else None)]
+
+    def splices():
+        for pattern, other, coloured in sides:
+            if not pattern or pattern == other or (coloured is not None and coloured == pattern):
+                continue
+            for at in _occurrences(data, pattern):
+                if colour and not _follows_colour(pattern, colour[0][at:at + len(pattern)], coloured):
+                    continue
+                yield at, pattern, other
+
+    return _distinct(data, splices())
 
 
 def tokens(cmp: BytesComparison, data: bytes) -> list[bytes]:

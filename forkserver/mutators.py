@@ -48,6 +48,10 @@ class Havoc:
         self.max_stack_pow = max_stack_pow
         self._out = ffi.new("unsigned char[]", max_len)
 
+    def add_tokens(self, tokens: list[bytes]) -> None:
+        """More dictionary tokens (the comparison stage learns them as it goes)."""
+        self.tokens = Tokens(self.tokens.tokens + list(tokens))
+
     def _splice(self, splice: bytes | None):
         return (ffi.from_buffer(splice), len(splice)) if splice else (ffi.NULL, 0)
 

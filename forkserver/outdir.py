@@ -48,6 +48,10 @@ class Stats:
     exec_timeout: int = 1000
     edges_found: int = 0
     total_edges: int = 65536
+    cmplog_runs: int = 0        # the comparison stage (forkserver fuzz -c): runs of the cmplog build,
+    i2s_candidates: int = 0     # replacements it tried,
+    i2s_finds: int = 0          # those that were new coverage or crashes,
+    i2s_tokens: int = 0         # and dictionary tokens it learnt
     afl_banner: str = "forkserver"
     afl_version: str = "forkserver"
     target_mode: str = "default"

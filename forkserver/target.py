@@ -73,7 +73,8 @@ class Target:
         env = dict(os.environ)
         env.update(self.env)
         for name in (lib.FS_ENV_SHM_ID, lib.FS_ENV_SHM_FUZZ_ID, lib.FS_ENV_CTL_SHM_ID, lib.FS_ENV_MODE,
-                     lib.FS_ENV_INPUT_FILE, lib.FS_ENV_INPUT_STDIN, lib.FS_ENV_PERSISTENT, lib.FS_ENV_DEFER):
+                     lib.FS_ENV_INPUT_FILE, lib.FS_ENV_INPUT_STDIN, lib.FS_ENV_PERSISTENT, lib.FS_ENV_DEFER,
+                     lib.FS_ENV_CMPLOG_SHM_ID, lib.FS_ENV_VIRGIN_SHM_ID):
             env.pop(const_str(name), None)
         env.pop(const_str(lib.FS_ENV_DETECT_LEAKS), None)
         env.update(sanitizer_env(env, self.detect_leaks))

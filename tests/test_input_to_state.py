@@ -106,3 +106,49 @@ def test_every_text_form_round_trips(value, other, form):
         return
     data = b"key " + needle + b"\n"
     assert b"key " + repl + b"\n" in int_candidates(data, IntComparison(value, other, 4))
+
+
+# ---- colourised runs narrow the places ----
+
+def test_colour_keeps_only_the_place_the_program_read():
+    """The operand's bytes appear twice, but colourising changed only the second copy's
+    bytes and the operand with them: only that place is replaced."""
+    magic = (0x11223344).to_bytes(4, "little")
+    data = magic + b"----" + magic
+    colourised = magic + b"----" + (0x55667788).to_bytes(4, "little")
+    cmp, coloured = IntComparison(0x11223344, 0x4D5A9000, 4), IntComparison(0x55667788, 0x4D5A9000, 4)
+    got = int_candidates(data, cmp, (colourised, coloured))
+    assert got and all(c[:8] == magic + b"----" for c in got)
+    assert magic + b"----" + (0x4D5A9000).to_bytes(4, "little") in got
+    assert len(int_candidates(data, cmp)) > len(got), "without colour, both places are tried"
+
+
+def test_colour_drops_a_side_the_input_does_not_set():
+    """The constant side happens to appear in the input; colourising left it as it was,
+    so it is not the input's and nothing is put in its place."""
+    constant = (0x4D5A9000).to_bytes(4, "little")
+    data = constant + b"\x01\x00\x00\x00"
+    colourised = constant + b"\x09\x00\x00\x00"
+    cmp, coloured = IntComparison(1, 0x4D5A9000, 4), IntComparison(9, 0x4D5A9000, 4)
+    got = int_candidates(data, cmp, (colourised, coloured))
+    assert got == [constant + constant, constant + (0x4D5A9001).to_bytes(4, "little"),
+                   constant + (0x4D5A8FFF).to_bytes(4, "little")]
+
+
+def test_colour_narrows_string_comparisons_too():
+    data = b"GO!go GO!"
+    colourised = b"GO!go xy?"
+    got = bytes_candidates(data, BytesComparison(b"GO!", b"FZ!"), (colourised, BytesComparison(b"xy?", b"FZ!")))
+    assert got == [b"GO!go FZ!"]
+
+
+def test_colourise_randomises_every_byte_the_path_does_not_need():
+    from forkserver.cmp_stage import InputToState
+
+    data = bytes(range(64))
+    stage = InputToState(executor=None, log=None, seed=5)
+    needed = {3, 4, 40}
+    colourised = stage.colourise(data, lambda d: all(d[i] == data[i] for i in needed))
+    assert len(colourised) == len(data)
+    assert all((colourised[i] == data[i]) == (i in needed) for i in range(len(data)))
+    assert stage.stats.colour_runs <= 64
