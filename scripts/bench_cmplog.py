@@ -6,17 +6,22 @@ Parts (--parts, default crash,cost):
             its bundled seed, seeds 1 to 5:
               forkserver fuzz --cmplog                  time to the crash;
               forkserver fuzz without it                the same budget: reached or not;
-              afl-fuzz -c on afl-clang-fast builds      a plain build and an AFL_LLVM_CMPLOG
-                                                        one (afl-fuzz's own CMPLOG);
+              afl-fuzz -c 0 on an AFL_LLVM_CMPLOG build  afl-fuzz's own CMPLOG, one binary:
+                                                        Debian's afl-fuzz 4.04c starts its cmplog
+                                                        fork server from the plain target's path
+                                                        when given two (-c CMPLOG_BINARY), so the
+                                                        log stays empty;
             each row's median over the seeds. afl-fuzz runs with its default CPU binding.
   cost      maze: exec/s of forkserver fuzz with and without --cmplog, --seconds each,
-            --trials rounds (the stage runs the cmplog build only on new entries).
-  coverage  ini_parser for --coverage-seconds: forkserver fuzz --cmplog and afl-fuzz -c (on
-            afl-clang-fast persistent builds) at the same time, each pinned to its own CPU;
+            --trials rounds (the stage runs the cmplog build only on new entries); and
+            `forkserver bench` (snapshot) on a plain build and on a cmplog build with logging
+            off, side by side: what the hooks cost where one binary does both (-c 0).
+  coverage  ini_parser for --coverage-seconds: forkserver fuzz --cmplog and afl-fuzz -c 0 (on
+            an afl-clang-fast AFL_LLVM_CMPLOG persistent build) at the same time, each pinned to its own CPU;
             both queues are replayed through our plain build and their edges counted the
             same way.
 
-Usage: scripts/bench_cmplog.py [--parts crash,cost,coverage] [--budget 120] [--seconds 20]
+Usage: scripts/bench_cmplog.py [--parts crash,cost,coverage] [--budget 120] [--rows LIST] [--seconds 20]
                                [--trials 3] [--coverage-seconds 600] [--json F]
 Needs afl-fuzz and afl-clang-fast (apt-get install afl++) and an installed forkserver.
 """
@@ -57,8 +62,9 @@ def build(work: Path) -> dict[str, Path]:
         bench_afl.run(afl_cc + [ROOT / "harnesses" / src, *extra, "-o", out[f"{name}.afl-cmplog"]], env=cmplog_env)
         bench_afl.run(["forkserver", "build", ROOT / "harnesses" / src, "-o", out[f"{name}.fs"]])
         bench_afl.run(["forkserver", "build", "--cmplog", ROOT / "harnesses" / src, "-o", out[f"{name}.fs-cmplog"]])
-    out["maze.fs"] = work / "maze.fs"
-    bench_afl.run(["forkserver", "build", ROOT / "harnesses/maze.c", "-o", out["maze.fs"]])
+    for name, extra in (("maze.fs", []), ("maze.fs-cmplog", ["--cmplog"])):
+        out[name] = work / name
+        bench_afl.run(["forkserver", "build", *extra, ROOT / "harnesses/maze.c", "-o", out[name]])
     return out
 
 
@@ -88,7 +94,7 @@ def theirs(targets: dict, seed: int, budget: float, work: Path) -> dict:
     env = {**os.environ, **bench_afl.AFL_ENV, "AFL_BENCH_UNTIL_CRASH": "1"}
     env.pop("AFL_NO_AFFINITY", None)
     cmd = ["afl-fuzz", "-i", str(CORPORA / "magic_gates"), "-o", str(out), "-s", str(seed), "-V", str(int(budget)),
-           "-c", str(targets["magic.afl-cmplog"]), "--", str(targets["magic.afl"])]
+           "-c", "0", "--", str(targets["magic.afl-cmplog"])]
     subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=budget + 120)
     stats = bench_afl.read_fuzzer_stats(out / "default" / "fuzzer_stats")
     return {"seed": seed, "crash": first_crash(out / "default" / "crashes"),
@@ -104,11 +110,14 @@ def median_found(rows: list[dict]) -> float | None:
 
 
 def part_crash(targets: dict, args, work: Path) -> dict:
-    rows = {"ours_cmplog": [], "ours_plain": [], "afl_cmplog": []}
+    wanted = args.rows.split(",")
+    rows = {name: [] for name in wanted}
     for seed in SEEDS:
         for name, run in (("ours_cmplog", lambda: ours(targets, seed, args.budget, work, True)),
                           ("afl_cmplog", lambda: theirs(targets, seed, args.budget, work)),
                           ("ours_plain", lambda: ours(targets, seed, args.budget, work, False))):
+            if name not in wanted:
+                continue
             row = run()
             rows[name].append(row)
             found = f"crash after {row['crash']['found_s']:.2f} s" if row["crash"] else f"no crash in {args.budget} s"
@@ -130,10 +139,22 @@ def part_cost(targets: dict, args, work: Path) -> dict:
             stats = bench_afl.read_fuzzer_stats(out / "default" / "fuzzer_stats")
             row[name] = float(stats["execs_per_sec"])
         row["ratio"] = row["cmplog"] / row["plain"]
-        log(f"maze round {trial + 1}: {row['plain']:.0f} exec/s plain, {row['cmplog']:.0f} with --cmplog "
-            f"({row['ratio']:.3f}x)")
+        out = work / f"bench-maze-{trial}.json"
+        bench_afl.run(["forkserver", "bench", "--modes", "snapshot", "--backends", "pagemap-scan", "--no-c-loop",
+                       "--seconds", "3", "--trials", "3", "-i", CORPORA / "maze", "--json", out, "--",
+                       targets["maze.fs"]])
+        row["bench_plain"] = float(json.loads(out.read_text())["rows"][0]["execs_per_sec"])
+        bench_afl.run(["forkserver", "bench", "--modes", "snapshot", "--backends", "pagemap-scan", "--no-c-loop",
+                       "--seconds", "3", "--trials", "3", "-i", CORPORA / "maze", "--json", out, "--",
+                       targets["maze.fs-cmplog"]])
+        row["bench_cmplog_off"] = float(json.loads(out.read_text())["rows"][0]["execs_per_sec"])
+        row["bench_ratio"] = row["bench_cmplog_off"] / row["bench_plain"]
+        log(f"maze round {trial + 1}: fuzz {row['plain']:.0f} exec/s plain, {row['cmplog']:.0f} with --cmplog "
+            f"({row['ratio']:.3f}x); bench {row['bench_plain']:.0f} plain build, {row['bench_cmplog_off']:.0f} "
+            f"cmplog build, logging off ({row['bench_ratio']:.3f}x)")
         rounds.append(row)
-    return {"seconds": args.seconds, "rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds)}
+    return {"seconds": args.seconds, "rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds),
+            "median_bench_ratio": statistics.median(r["bench_ratio"] for r in rounds)}
 
 
 def part_coverage(targets: dict, args, work: Path) -> dict:
@@ -143,7 +164,7 @@ def part_coverage(targets: dict, args, work: Path) -> dict:
     theirs_out = Path(tempfile.mkdtemp(prefix="afl-cov-", dir=work))
     env = {**os.environ, **bench_afl.AFL_ENV, "AFL_NO_AFFINITY": "1"}
     them = subprocess.Popen(["taskset", "-c", "1", "afl-fuzz", "-i", str(CORPORA / "ini_parser"), "-o", str(theirs_out),
-                             "-V", str(s), "-c", str(targets["ini.afl-cmplog"]), "--", str(targets["ini.afl"])],
+                             "-V", str(s), "-c", "0", "--", str(targets["ini.afl-cmplog"])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     us = subprocess.Popen(["forkserver", "fuzz", "--plain", "--cpu", "0", "-s", "1", "-i", str(CORPORA / "ini_parser"),
                            "-o", str(ours_out), "--max-time", str(s), "-c", str(targets["ini.fs-cmplog"]), "--",
@@ -163,6 +184,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", default="crash,cost")
     ap.add_argument("--budget", type=float, default=120, help="crash: seconds each run may take")
+    ap.add_argument("--rows", default="ours_cmplog,afl_cmplog,ours_plain", help="crash: which fuzzers")
     ap.add_argument("--seconds", type=float, default=20, help="cost: seconds per campaign")
     ap.add_argument("--trials", type=int, default=3, help="cost: rounds")
     ap.add_argument("--coverage-seconds", type=int, default=600)

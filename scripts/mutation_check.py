@@ -248,6 +248,16 @@ FAULTS = [
     Fault("ratio-vs-best", "forkserver/bench/*.py", "            return r.median_eps()",
           "            return max(t.execs_per_sec for t in r.trials)", ["tests/test_bench.py", "-k", "ratio"],
           "'vs fork' divides by the fork row's best trial, not its median"),
+    Fault("cmplog-logs-runtime", "csrc/runtime/cmplog.c",
+          "    if (!log || from_runtime(pc)) return;\n    unsigned site = bytes_site(site_of(pc));",
+          "    if (!log) return;\n    unsigned site = bytes_site(site_of(pc));",
+          ["tests/test_cmplog.py", "-k", "snapshot_and_fork"],
+          "the runtime's own string comparisons (after an input's mmap) are logged as the program's"),
+    Fault("cmplog-while-disabled", "csrc/runtime/cmplog.c", "return log && log->enabled ? log : 0;",
+          "return log;", ["tests/test_cmplog.py"], "comparisons are logged while logging is off"),
+    Fault("i2s-one-form", "forkserver/input_to_state.py", "repl = encode(target, cmp.size, form)",
+          "repl = encode(target, cmp.size, \"le\")", ["tests/test_input_to_state.py"],
+          "the replacement is written little endian whatever form the operand was found in"),
 ]
 
 
