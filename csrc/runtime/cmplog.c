@@ -37,16 +37,18 @@ __attribute__((used)) const char fs_cmplog_build_marker[] = FS_SIG_CMPLOG;
 static inline unsigned int_site(uintptr_t pc) { return (unsigned)((pc >> 4) ^ (pc >> 16)) & (FS_CMPLOG_INT_SITES - 1); }
 static inline unsigned bytes_site(uintptr_t pc) { return (unsigned)((pc >> 4) ^ (pc >> 14)) & (FS_CMPLOG_BYTES_SITES - 1); }
 
-static inline struct fs_cmplog *active_log(void) {
+/* The log, while it is on and the comparison at pc is the program's own. */
+static inline struct fs_cmplog *program_log(uintptr_t pc) {
     struct fs_cmplog *log = fs_cmplog_log;
-    return log && log->enabled ? log : 0;
+    if (!log || !log->enabled) return 0;
+    return from_runtime(pc) ? 0 : log;
 }
 
+/* Both kinds: hits counts every execution of a site, the first slots keep operands. */
 static inline void log_int(uintptr_t pc, uint64_t left, uint64_t right, unsigned size) {
-    struct fs_cmplog *log = active_log();
-    if (!log || from_runtime(pc)) return;
-    unsigned site = int_site(site_of(pc));
-    unsigned hit = log->int_hits[site]++;
+    struct fs_cmplog *log = program_log(pc);
+    if (!log) return;
+    unsigned site = int_site(site_of(pc)), hit = log->int_hits[site]++;
     if (hit >= FS_CMPLOG_INT_SLOTS) return;
     struct fs_cmp_int *e = &log->ints[site][hit];
     e->left = left;
@@ -56,10 +58,9 @@ static inline void log_int(uintptr_t pc, uint64_t left, uint64_t right, unsigned
 
 static void log_bytes(uintptr_t pc, const unsigned char *left, size_t left_len, const unsigned char *right,
                       size_t right_len) {
-    struct fs_cmplog *log = active_log();
-    if (!log || from_runtime(pc)) return;
-    unsigned site = bytes_site(site_of(pc));
-    unsigned hit = log->bytes_hits[site]++;
+    struct fs_cmplog *log = program_log(pc);
+    if (!log) return;
+    unsigned site = bytes_site(site_of(pc)), hit = log->bytes_hits[site]++;
     if (hit >= FS_CMPLOG_BYTES_SLOTS) return;
     struct fs_cmp_bytes *e = &log->bytes[site][hit];
     if (left_len > FS_CMPLOG_BYTES_MAX) left_len = FS_CMPLOG_BYTES_MAX;
@@ -88,7 +89,7 @@ void __sanitizer_cov_trace_cmpd(double a, double b) { (void)a, (void)b; }
 /* cases: {count, width in bits, case values...}; each case is a site of its own */
 void __sanitizer_cov_trace_switch(uint64_t value, uint64_t *cases) {
     uintptr_t pc = CALLER;
-    if (!active_log()) return;
+    if (!program_log(pc)) return;
     unsigned size = (unsigned)(cases[1] / 8);
     if (size != 1 && size != 2 && size != 4 && size != 8) size = 8;
     for (uint64_t i = 0; i < cases[0]; i++) log_int(pc + (uintptr_t)i * 16, value, cases[2 + i], size);
