@@ -205,11 +205,7 @@ class Fuzzer:
         self.scheduler.mark_fuzzed(entry)
         done = 0
         while done < energy:
-            count = min(self.opts.batch, energy - done)
-            if self.opts.max_runs is not None:
-                count = min(count, max(self.opts.max_runs - self.execs, 0))
-                if count == 0:
-                    raise Stop(f"{self.opts.max_runs} runs done")
+            count = self._within_runs(min(self.opts.batch, energy - done))
             splice = self._splice_partner(entry)
             snap = self._snapshot()
             if snap is not None:
@@ -240,11 +236,7 @@ class Fuzzer:
             self.havoc.add_tokens(tokens)
             self.monitor.event(f"comparisons gave {len(tokens)} new tokens ({len(self.havoc.tokens)} in all)")
         for start in range(0, len(candidates), self.opts.batch):
-            chunk = candidates[start:start + self.opts.batch]
-            if self.opts.max_runs is not None:
-                chunk = chunk[:max(self.opts.max_runs - self.execs, 0)]
-                if not chunk:
-                    raise Stop(f"{self.opts.max_runs} runs done")
+            chunk = candidates[start:start + self._within_runs(self.opts.batch)]
             results = self.executor.run_batch(chunk)
             self.execs += len(results)
             for r, candidate in zip(results, chunk):
@@ -252,6 +244,15 @@ class Fuzzer:
                     self.i2s.stats.finds += 1
                     self._handle(entry, r, candidate, op="i2s")
             self._tick()
+
+    def _within_runs(self, count: int) -> int:
+        """count, cut to what --runs leaves; Stop when it leaves nothing."""
+        if self.opts.max_runs is None:
+            return count
+        count = min(count, max(self.opts.max_runs - self.execs, 0))
+        if count == 0:
+            raise Stop(f"{self.opts.max_runs} runs done")
+        return count
 
     def _splice_partner(self, entry: Entry) -> bytes | None:
         if len(self.corpus) < 2 or self.rng.integers(2):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_afl  # noqa: E402  (run, read_fuzzer_stats, AFL_ENV, SHIM_DIR)
-import bench_fuzz  # noqa: E402  (replay_edges)
+import bench_fuzz  # noqa: E402  (replay_edges, run_parts)
 
 ROOT = bench_afl.ROOT
 CORPORA = ROOT / "corpora"
@@ -196,12 +196,8 @@ def main() -> int:
     log(f"building in {work}")
     targets = build(work)
     report = {"date": time.strftime("%Y-%m-%d")}
-    parts = {"crash": part_crash, "cost": part_cost, "coverage": part_coverage}
-    for part in args.parts.split(","):
-        report[part] = parts[part](targets, args, work)
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    bench_fuzz.run_parts({"crash": part_crash, "cost": part_cost, "coverage": part_coverage},
+                         args.parts.split(","), report, targets, args, work)
     return 0
 
 

@@ -248,14 +248,18 @@ def main() -> int:
     log(f"building in {work}")
     targets = build(work)
     report = {"date": time.strftime("%Y-%m-%d"), "seconds": args.seconds}
-    for part in parts:
-        parts_by_name = {"rates": part_rates, "crash": part_crash, "crashy": part_crashy, "asan": part_asan,
-                         "coverage": part_coverage}
+    run_parts({"rates": part_rates, "crash": part_crash, "crashy": part_crashy, "asan": part_asan,
+               "coverage": part_coverage}, parts, report, targets, args, work)
+    return 0
+
+
+def run_parts(parts_by_name: dict, names: list[str], report: dict, targets: dict, args, work: Path) -> None:
+    """Runs the named parts in order into report, saving it (--json) after each, and prints it."""
+    for part in names:
         report[part] = parts_by_name[part](targets, args, work)
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-    return 0
 
 
 if __name__ == "__main__":
