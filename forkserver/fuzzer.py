@@ -405,7 +405,7 @@ class Fuzzer:
         st.execs = self._total_execs()
         st.corpus = len(self.corpus)
         st.favored = self.scheduler.favored_count
-        st.edges = self.virgin.edges_seen(st.map_size or self.virgin.SIZE)
+        st.edges = self.virgin.edges_seen(st.map_size or self.virgin.size)
         st.total_crashes = self.objectives.total_crashes
         st.total_timeouts = self.objectives.total_timeouts
         st.stability = self.stability.percent(st.edges)

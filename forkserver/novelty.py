@@ -41,16 +41,30 @@ class VirginMap:
     """What every input so far has reached: a set bit is a bucket no input reached yet.
     Byte 0 (the runtime's "I ran" byte) starts cleared: it is not an edge."""
 
-    SIZE = lib.FS_OPT_MAX_MAPSIZE
-
-    def __init__(self):
-        self.shm = SharedMemory(self.SIZE)
+    def __init__(self, size: int = lib.FS_OPT_MAX_MAPSIZE):
+        self.shm = SharedMemory(size)
         self.array = self.shm.array
         self.reset()
 
     @property
     def id(self) -> int:
         return self.shm.id
+
+    @property
+    def size(self) -> int:
+        return self.shm.size
+
+    def ensure_size(self, size: int) -> None:
+        """Grows to cover a map of size bytes, keeping what was reached (a new segment:
+        give the new id to a runner started after this)."""
+        if size <= self.size:
+            return
+        grown = SharedMemory(size)
+        grown.array[:] = 0xFF
+        grown.array[:self.size] = self.array
+        self.shm.close()
+        self.shm = grown
+        self.array = grown.array
 
     def reset(self) -> None:
         self.array[:] = 0xFF
@@ -60,12 +74,14 @@ class VirginMap:
         """has-new-bits of one run's raw hit counts (the live map or a copy); the virgin
         map loses what they reached."""
         counts = np.ascontiguousarray(counts, dtype=np.uint8)
+        self.ensure_size(counts.size)
         n = lib.fs_host_has_new_bits(ffi.from_buffer(counts), ffi.from_buffer(self.array), counts.size, 1)
         return Novelty(n)
 
     def check(self, counts: np.ndarray) -> Novelty:
         """As update(), leaving the virgin map as it is."""
         counts = np.ascontiguousarray(counts, dtype=np.uint8)
+        self.ensure_size(counts.size)
         return Novelty(lib.fs_host_has_new_bits(ffi.from_buffer(counts), ffi.from_buffer(self.array), counts.size, 0))
 
     def edges_seen(self, map_size: int) -> int:

@@ -13,12 +13,16 @@ kill(0, ...), which would take pytest down with it.
 """
 import json
 import os
+import select
+import signal
+import struct
 import subprocess
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import lief
 import pytest
 
 from forkserver.build import build
@@ -165,3 +169,60 @@ def input_dirs(tmp_path_factory) -> dict[str, Path]:
             (d / ("bad_" + data.decode().split("\n")[0].strip("[]"))).write_bytes(data)
         dirs[name] = d
     return dirs
+
+
+# ---- reading binaries and speaking to fork servers by hand ----
+
+FORKSRV_FD = 198
+
+
+def guard_count(binary: Path) -> int:
+    section = lief.parse(str(binary)).get_section("__sancov_guards")
+    assert section is not None and section.size % 4 == 0
+    return section.size // 4
+
+
+def tick_map_index(binary: Path) -> int:
+    elf = lief.parse(str(binary))
+    guards = elf.get_section("__sancov_guards")
+    tick = elf.get_symbol("counted_tick")
+    code = bytes(elf.get_content_from_virtual_address(tick.value, 32))
+    at = code.find(b"\x48\x8d\x3d")  # lea rdi, [rip + disp32]: the guard's address
+    assert at >= 0, f"no guard load in counted_tick: {code.hex()}"
+    target = tick.value + at + 7 + int.from_bytes(code[at + 3:at + 7], "little", signed=True)
+    assert guards.virtual_address <= target < guards.virtual_address + guards.size
+    return (target - guards.virtual_address) // 4 + 1
+
+
+class RawForkServer:
+    """The target started by hand with pipes on fds 198 (control) and 199 (status)."""
+
+    def __init__(self, binary: Path, env: dict[str, str], stdin: Path | None = None):
+        ctl_r, self.ctl_w = os.pipe()
+        self.st_r, st_w = os.pipe()
+        actions = [(os.POSIX_SPAWN_DUP2, ctl_r, FORKSRV_FD), (os.POSIX_SPAWN_DUP2, st_w, FORKSRV_FD + 1)]
+        if stdin is not None:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, str(stdin), os.O_RDWR, 0))
+        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        self.pid = os.posix_spawn(str(binary), [str(binary)], {**base, **env}, file_actions=actions, setsid=True)
+        os.close(ctl_r)
+        os.close(st_w)
+
+    def read(self, timeout: float = 10) -> int:
+        ready, _, _ = select.select([self.st_r], [], [], timeout)
+        assert ready, "the fork server said nothing"
+        data = os.read(self.st_r, 4)
+        assert len(data) == 4, f"short read from the fork server: {data!r}"
+        return struct.unpack("<I", data)[0]
+
+    def write(self, value: int) -> None:
+        os.write(self.ctl_w, struct.pack("<I", value))
+
+    def close(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # reaped by the test
+        os.close(self.ctl_w)
+        os.close(self.st_r)

@@ -8,17 +8,13 @@ guard address in counted_tick's `lea rdi, [rip + disp32]`, as an offset into the
 __sancov_guards section (guard k of the section is map byte k + 1).
 """
 import os
-import select
-import signal
 import struct
 import zlib
-from pathlib import Path
 
-import lief
 import numpy as np
 import pytest
 
-from conftest import BACKEND_PARAMS
+from conftest import BACKEND_PARAMS, RawForkServer, guard_count, tick_map_index
 from forkserver.executors import ForkExecutor, SnapshotExecutor
 from forkserver.shm import SharedMemory
 from forkserver.target import Target
@@ -32,7 +28,6 @@ AFL_BUCKET = [next(b for lo, hi, b in AFL_COUNT_CLASSES if lo <= c <= hi) for c 
 BOUNDARY_COUNTS = [1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 127, 128, 255, 256, 257, 511, 512]
 
 # AFL++ fork-server protocol, as afl-fuzz 4.x speaks it (old handshake)
-FORKSRV_FD = 198
 FS_OPT_ENABLED = 0x80000001
 FS_OPT_MAPSIZE = 0x40000000
 FS_OPT_SHDMEM_FUZZ = 0x01000000
@@ -52,24 +47,6 @@ def afl_hash(counts: np.ndarray) -> int:
     idx = [int(i) for i in np.flatnonzero(counts)]
     crc = zlib.crc32(b"".join(struct.pack("<I", i) for i in idx))
     return zlib.crc32(bytes(AFL_BUCKET[int(counts[i])] for i in idx), crc)
-
-
-def guard_count(binary: Path) -> int:
-    section = lief.parse(str(binary)).get_section("__sancov_guards")
-    assert section is not None and section.size % 4 == 0
-    return section.size // 4
-
-
-def tick_map_index(binary: Path) -> int:
-    elf = lief.parse(str(binary))
-    guards = elf.get_section("__sancov_guards")
-    tick = elf.get_symbol("counted_tick")
-    code = bytes(elf.get_content_from_virtual_address(tick.value, 32))
-    at = code.find(b"\x48\x8d\x3d")  # lea rdi, [rip + disp32]: the guard's address
-    assert at >= 0, f"no guard load in counted_tick: {code.hex()}"
-    target = tick.value + at + 7 + int.from_bytes(code[at + 3:at + 7], "little", signed=True)
-    assert guards.virtual_address <= target < guards.virtual_address + guards.size
-    return (target - guards.virtual_address) // 4 + 1
 
 
 @pytest.fixture(scope="module")
@@ -152,40 +129,6 @@ def test_showmap_prints_known_counts(counted, tmp_path, capsys):
 
 
 # ---- the handshake, read off the pipe ----
-
-
-class RawForkServer:
-    """The target started by hand with pipes on fds 198 (control) and 199 (status)."""
-
-    def __init__(self, binary: Path, env: dict[str, str], stdin: Path | None = None):
-        ctl_r, self.ctl_w = os.pipe()
-        self.st_r, st_w = os.pipe()
-        actions = [(os.POSIX_SPAWN_DUP2, ctl_r, FORKSRV_FD), (os.POSIX_SPAWN_DUP2, st_w, FORKSRV_FD + 1)]
-        if stdin is not None:
-            actions.append((os.POSIX_SPAWN_OPEN, 0, str(stdin), os.O_RDWR, 0))
-        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        self.pid = os.posix_spawn(str(binary), [str(binary)], {**base, **env}, file_actions=actions, setsid=True)
-        os.close(ctl_r)
-        os.close(st_w)
-
-    def read(self, timeout: float = 10) -> int:
-        ready, _, _ = select.select([self.st_r], [], [], timeout)
-        assert ready, "the fork server said nothing"
-        data = os.read(self.st_r, 4)
-        assert len(data) == 4, f"short read from the fork server: {data!r}"
-        return struct.unpack("<I", data)[0]
-
-    def write(self, value: int) -> None:
-        os.write(self.ctl_w, struct.pack("<I", value))
-
-    def close(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self.pid, 0)
-        os.close(self.ctl_w)
-        os.close(self.st_r)
 
 
 def map_size_of(hello: int) -> int:

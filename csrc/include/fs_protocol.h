@@ -26,8 +26,9 @@
 #define FS_ERROR_SHMAT 8
 #define FS_ERROR_MMAP 16
 
-/* new handshake (AFL++ 4.20c and later); our client accepts it, our runtime does not send it */
+/* new handshake (AFL++ 4.20c and later): the fuzzer answers the hello with its complement */
 #define FS_NEW_HELLO 0x41464c01
+#define FS_NEW_HELLO_REPLY 0xbeb9b3fe
 #define FS_NEW_OPT_MAPSIZE 1
 #define FS_NEW_OPT_SHDMEM_FUZZ 2
 #define FS_NEW_OPT_AUTODICT 2048
@@ -45,6 +46,12 @@
 #define FS_ENV_PERSISTENT "__AFL_PERSISTENT"
 #define FS_ENV_DEFER "__AFL_DEFER_FORKSRV"
 #define FS_ENV_MAP_SIZE "AFL_MAP_SIZE"
+/* set: print the coverage map size and exit (AFL++'s runtime does the same) */
+#define FS_ENV_DUMP_MAP_SIZE "AFL_DUMP_MAP_SIZE"
+/* afl-fuzz -c sets it for the CMPLOG instance of the target */
+#define FS_ENV_AFL_CMPLOG_INSTANCE "___AFL_EINS_ZWEI_POLIZEI___"
+/* which handshake the runtime speaks first: old, new, or auto (see server.c) */
+#define FS_ENV_AFL_HANDSHAKE "FORKSERVER_AFL_HANDSHAKE"
 
 #define FS_SIG_SHM "__AFL_SHM_ID"
 #define FS_SIG_PERSISTENT "##SIG_AFL_PERSISTENT##"

@@ -33,8 +33,9 @@ static void attach_map(void) {
         map_capacity = shmctl(fs_st->cfg.shm_id, IPC_STAT, &ds) == 0 ? ds.shm_segsz : FS_MAP_SIZE_DEFAULT;
         fs_map = p;
     } else {
-        /* No fuzzer: a private map, large enough for any guard count, excluded from snapshots. */
-        map_capacity = FS_OPT_MAX_MAPSIZE;
+        /* No fuzzer: a private map, large enough for any guard number (a u32), reserved
+         * and not populated until hit, excluded from snapshots. */
+        map_capacity = (size_t)UINT32_MAX + 1;
         void *p = mmap(NULL, map_capacity, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) _exit(FS_ERR_EXIT_BASE + FS_ERROR_MMAP);

@@ -242,11 +242,16 @@ static void become_runner(void) {
 
 /* ---- the fork server ---- */
 
-static void attach_fuzz_shm(void) {
+/* An AFL++ error code in the form the handshake in use reads. */
+static uint32_t error_word(int new_handshake, uint32_t code) {
+    return new_handshake ? FS_NEW_ERROR | code : FS_OPT_ERROR | (code << 8);
+}
+
+static void attach_fuzz_shm(int new_handshake) {
     void *p = shmat(fs_st->cfg.shm_fuzz_id, NULL, SHM_RDONLY);
     if (p == (void *)-1) {
         FS_PWARN("cannot attach the test-case buffer (shm id %d)", fs_st->cfg.shm_fuzz_id);
-        write_u32(FS_FORKSRV_ST_FD, FS_OPT_ERROR | (FS_ERROR_SHM_OPEN << 8));
+        write_u32(FS_FORKSRV_ST_FD, error_word(new_handshake, FS_ERROR_SHM_OPEN));
         die_exit(FS_ERR_EXIT_BASE + FS_ERROR_SHM_OPEN);
     }
     fs_st->fuzz_shm = p;
@@ -281,14 +286,20 @@ static void rewind_server_fds(void) {
             lseek(fs_st->server_fds[i].fd, fs_st->server_fds[i].offset, SEEK_SET);
 }
 
-/* Returns in the child (which then runs the harness); the server itself never returns. */
-static void server_loop(void) {
+/* Returns in the child (which then runs the harness); the server itself never returns.
+ * first_cmd: a run command the handshake already read, or -1. */
+static void server_loop(int64_t first_cmd) {
     int stop_tracing = fs_st->cfg.persistent || fs_st->cfg.mode == FS_MODE_SNAPSHOT;
     pid_t child = -1;
     int child_stopped = 0, status;
     for (;;) {
         uint32_t cmd;
-        if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) die_exit(0);
+        if (first_cmd >= 0) {
+            cmd = (uint32_t)first_cmd;
+            first_cmd = -1;
+        } else if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) {
+            die_exit(0);
+        }
         /* a run command the runner never read (killed on a timeout first) is left in
          * the pipe: it was never meant for the server */
         if (cmd == FS_CMD_RUN && fs_st->direct) continue;
@@ -340,28 +351,97 @@ static void server_loop(void) {
     }
 }
 
+/* ---- the AFL++ handshake ----
+ * afl-fuzz before 4.20c reads an options word first (the old handshake); 4.20c and later
+ * send a versioned hello back complemented (the new one), and still take the old one,
+ * except from a CMPLOG instance (afl-fuzz -c). The runtime speaks first, so it cannot
+ * ask which fuzzer listens. The new handshake tells them apart: a new fuzzer answers
+ * the hello with its complement, while an old one takes it for classic AFL's (no
+ * options) and its next word is the first run's was_killed, 0 or 1. That old fuzzer
+ * then keeps a full-size map (8 MiB, cleared at every run) and no test-case buffer,
+ * so the old handshake stays the default where it carries everything:
+ *   auto: new for maps over 8 MiB (the old one cannot carry their size) and for a
+ *         CMPLOG instance, old otherwise;
+ *   old, new: FORKSERVER_AFL_HANDSHAKE's choice. */
+struct handshake {
+    int fuzzer;          /* a fuzzer listens on fds 198/199 */
+    int new_handshake;   /* it answered the new hello */
+    int64_t first_cmd;   /* an old fuzzer's first run command, read in place of an answer; -1 if none */
+};
+
+static int speaks_new_handshake_first(void) {
+    const char *choice = getenv(FS_ENV_AFL_HANDSHAKE);
+    if (choice && strcmp(choice, "old") == 0) return 0;
+    if (choice && strcmp(choice, "new") == 0) return 1;
+    return fs_map_size > FS_OPT_MAX_MAPSIZE || getenv(FS_ENV_AFL_CMPLOG_INSTANCE) != NULL;
+}
+
+static struct handshake speak_old_handshake(int offer_shm) {
+    struct handshake h = {.fuzzer = 1, .first_cmd = -1};
+    uint32_t hello = FS_OPT_ENABLED;
+    /* a larger map has no room in the options word: the fuzzer keeps the size it set */
+    if (fs_map_size <= FS_OPT_MAX_MAPSIZE) hello |= FS_OPT_MAPSIZE | ((fs_map_size - 1) << 1);
+    if (offer_shm) hello |= FS_OPT_SHDMEM_FUZZ;
+    int fits = fs_coverage_map_fits();
+    if (!fits) hello = error_word(0, FS_ERROR_MAP_SIZE);
+    if (write_u32(FS_FORKSRV_ST_FD, hello)) {
+        h.fuzzer = 0;
+        return h;
+    }
+    die_with_parent(getppid());
+    if (!fits) die_exit(FS_ERR_EXIT_BASE + FS_ERROR_MAP_SIZE);
+    if (offer_shm) {
+        uint32_t reply;
+        if (read_u32(FS_FORKSRV_CTL_FD, &reply)) die_exit(0);
+        if ((reply & FS_OPT_ENABLED) == FS_OPT_ENABLED && (reply & FS_OPT_SHDMEM_FUZZ)) attach_fuzz_shm(0);
+    }
+    return h;
+}
+
+static struct handshake speak_new_handshake(int offer_shm) {
+    struct handshake h = {.fuzzer = 1, .first_cmd = -1};
+    int fits = fs_coverage_map_fits();
+    /* an error goes out first, in place of the hello, as AFL++'s runtime sends it */
+    if (write_u32(FS_FORKSRV_ST_FD, fits ? FS_NEW_HELLO : error_word(1, FS_ERROR_MAP_SIZE))) {
+        h.fuzzer = 0;
+        return h;
+    }
+    die_with_parent(getppid());
+    if (!fits) die_exit(FS_ERR_EXIT_BASE + FS_ERROR_MAP_SIZE);
+    uint32_t reply;
+    if (read_u32(FS_FORKSRV_CTL_FD, &reply)) die_exit(0);
+    if (reply != FS_NEW_HELLO_REPLY) { /* an old fuzzer: classic AFL from here on */
+        h.first_cmd = reply;
+        return h;
+    }
+    h.new_handshake = 1;
+    uint32_t options = FS_NEW_OPT_MAPSIZE | (offer_shm ? FS_NEW_OPT_SHDMEM_FUZZ : 0);
+    uint32_t words[3] = {options, fs_map_size, FS_NEW_HELLO};
+    for (int i = 0; i < 3; i++)
+        if (write_u32(FS_FORKSRV_ST_FD, words[i])) die_exit(0);
+    if (offer_shm) attach_fuzz_shm(1); /* offered is taken: the new handshake has no answer */
+    return h;
+}
+
 void fs_server_start(void) {
     if (fs_st->server_started) return;
     fs_st->server_started = 1;
     struct fs_config *cfg = &fs_st->cfg;
     fs_map_size = fs_coverage_map_size();
-    /* Coverage counts from here, in every mode, so exec and fork runs agree. */
-    fs_coverage_reset_for_run();
+    if (getenv(FS_ENV_DUMP_MAP_SIZE)) { /* asked only for the size, as AFL++'s runtime answers it */
+        printf("%u\n", fs_map_size);
+        fflush(stdout);
+        die_exit(255);
+    }
+    /* Coverage counts from here, in every mode, so exec and fork runs agree. (A map
+     * that does not fit is not touched: the handshake reports it.) */
+    if (fs_coverage_map_fits()) fs_coverage_reset_for_run();
 
     int offer_shm = cfg->shm_fuzz_id >= 0 && (fs_libfuzzer_driver || cfg->input_file || cfg->input_stdin);
-    uint32_t hello = FS_OPT_ENABLED | FS_OPT_MAPSIZE | ((fs_map_size - 1) << 1);
-    if (offer_shm) hello |= FS_OPT_SHDMEM_FUZZ;
-    if (!fs_coverage_map_fits()) hello = FS_OPT_ERROR | (FS_ERROR_MAP_SIZE << 8);
-    if (write_u32(FS_FORKSRV_ST_FD, hello)) { /* no fuzzer attached: just run */
+    struct handshake h = speaks_new_handshake_first() ? speak_new_handshake(offer_shm) : speak_old_handshake(offer_shm);
+    if (!h.fuzzer) { /* no fuzzer attached: just run */
         if (cfg->mode == FS_MODE_EXEC) die_with_parent(getppid());
         return;
-    }
-    die_with_parent(getppid());
-    if (!fs_coverage_map_fits()) die_exit(FS_ERR_EXIT_BASE + FS_ERROR_MAP_SIZE);
-    if (offer_shm) {
-        uint32_t reply;
-        if (read_u32(FS_FORKSRV_CTL_FD, &reply)) die_exit(0);
-        if ((reply & FS_OPT_ENABLED) == FS_OPT_ENABLED && (reply & FS_OPT_SHDMEM_FUZZ)) attach_fuzz_shm();
     }
     fs_st->direct = cfg->mode == FS_MODE_SNAPSHOT && cfg->ctl_shm_id >= 0;
     if (cfg->ctl_shm_id >= 0) attach_control_block();
@@ -374,5 +454,5 @@ void fs_server_start(void) {
     }
     int n = fs_fds_list(fs_st->server_fds, FS_MAX_FDS);
     fs_st->server_fd_count = n > 0 ? n : 0;
-    server_loop();
+    server_loop(h.first_cmd);
 }

@@ -1,6 +1,7 @@
 """ExecExecutor: one execve per input, no fork server. The baseline."""
 import time
 
+from .. import mapsize
 from ..native import const_str, lib
 from ..observers import MapObserver
 from ..shm import SharedMemory
@@ -13,10 +14,17 @@ class ExecExecutor(Executor):
 
     def start(self) -> None:
         pin_to_cpu(self.cpu)
-        self.map_shm = SharedMemory(lib.FS_OPT_MAX_MAPSIZE)
-        self.map = MapObserver(self.map_shm.array, lib.FS_MAP_SIZE_DEFAULT)
-        self.input = InputFile(str(self.target.input_path))
         self.env = self.target.base_env()
+        map_size, capacity = lib.FS_MAP_SIZE_DEFAULT, mapsize.initial_capacity(self.env)
+        if self.target.info.forkserver_runtime or self.target.info.afl_instrumented:
+            # no handshake here says how large the map is: the fork server's, once
+            from .fork import ForkExecutor
+            with ForkExecutor(self.target, self.timeout_ms) as sizing:
+                map_size, capacity = sizing.session.map_size, sizing.map_shm.size
+        self.input = InputFile(str(self.target.input_path))
+        self.map_shm = SharedMemory(capacity)
+        self.map = MapObserver(self.map_shm.array, map_size)
+        self.env = mapsize.with_map_size(self.env, capacity)
         self.env[const_str(lib.FS_ENV_SHM_ID)] = str(self.map_shm.id)
         self.env[const_str(lib.FS_ENV_MODE)] = "exec"  # the target dies with us
         self.stderr = StderrLog(str(self.target.workdir / "stderr"))

@@ -3,8 +3,10 @@ built for AFL++'s persistent mode, one SIGCONT per input)."""
 import errno
 import os
 
+from .. import mapsize
 from ..config import SETTINGS
 from ..errors import NativeError, TargetError, TargetStartError
+from ..mapsize import MapTooSmall
 from ..native import check, const_str, ffi, lib
 from ..observers import MapObserver
 from ..shm import SharedMemory
@@ -12,21 +14,32 @@ from ..target import Target
 from .base import (ExecResult, Executor, InputFile, LoopResult, Process, StderrLog, add_sanitizer_report,
                    check_input_size, describe_status, loop_result, outcome_from_status, pin_to_cpu)
 
-MAP_ERRORS = {
-    lib.FS_ERROR_MAP_SIZE: "the target's coverage map is larger than the shared map",
-    lib.FS_ERROR_MAP_ADDR: "the target could not map the coverage map at its fixed address",
-    lib.FS_ERROR_SHM_OPEN: "the target could not open a shared memory segment",
-    lib.FS_ERROR_SHMAT: "the target could not attach the coverage map",
-    lib.FS_ERROR_MMAP: "the target could not mmap its map",
+# AFL++'s error codes (AFLPP_PROTOCOL.md), each with what to do about it; a map too
+# small (FS_ERROR_MAP_SIZE) is not here: the executor gives the target a larger one
+SHM_LIMITS = "check the SysV shared memory limits (`sysctl kernel.shmmax kernel.shmall kernel.shmmni`, `ipcs -m`)"
+AFL_ERRORS = {
+    lib.FS_ERROR_MAP_ADDR: "the target could not map the coverage map at the fixed address it was built for: "
+                           "rebuild it without AFL_LLVM_MAP_ADDR (or with afl-clang-fast)",
+    lib.FS_ERROR_SHM_OPEN: "the target could not open a shared memory segment: " + SHM_LIMITS,
+    lib.FS_ERROR_SHMAT: "the target could not attach the coverage map: " + SHM_LIMITS,
+    lib.FS_ERROR_MMAP: "the target could not mmap the coverage map: check its memory limit (ulimit -v)",
+    32: "the target's CMPLOG instrumentation is older than its afl-fuzz: rebuild it",
+    64: "the target's CMPLOG instrumentation is older than its afl-fuzz: rebuild it",
 }
+
+
+def afl_error(path, code: int) -> TargetStartError:
+    what = AFL_ERRORS.get(code, f"the target reported AFL++ fork-server error {code}, which we do not know")
+    return TargetStartError(f"{path}: {what}")
 
 
 class ForkServerSession:
     """A running fork server: the process, its pipes, and what its handshake said."""
 
     def __init__(self, target, env: dict[str, str], input_file: InputFile, fuzz_shm: SharedMemory | None,
-                 init_timeout_ms: int):
+                 init_timeout_ms: int, map_capacity: int):
         self.target = target
+        self.map_capacity = map_capacity  # the shared map's size, exported as AFL_MAP_SIZE
         self.proc = Process(target.argv(), env, None if target.uses_file_input else input_file.fd,
                             str(target.workdir / "stderr"), fork_server=True)
         self.stderr = StderrLog(self.proc.stderr_path)
@@ -66,17 +79,31 @@ class ForkServerSession:
     def _write(self, value: int) -> None:
         check(lib.fs_host_write_u32(self.proc.ctl_w, value), "writing to the fork server")
 
+    def _raise_error(self, code: int) -> None:
+        if code == lib.FS_ERROR_MAP_SIZE:
+            raise MapTooSmall(None)
+        raise afl_error(self.target.path, code)
+
     def _handshake(self, fuzz_shm: SharedMemory | None, timeout_ms: int) -> None:
+        """Both AFL++ handshakes; the first word says which, or is an error. AFL++ 4.20c
+        and later send an error (0xeffe0000 | code) in place of any hello, so it is
+        checked first, as afl-fuzz does."""
         hello = self._read(timeout_ms)
+        if (hello & 0xFFFF0000) == lib.FS_NEW_ERROR:
+            self._raise_error(hello & 0xFFFF)
         if hello == lib.FS_NEW_HELLO:
             return self._new_handshake(fuzz_shm, timeout_ms)
         if (hello & lib.FS_OPT_ERROR) == lib.FS_OPT_ERROR:
-            code = (hello & 0x00ffff00) >> 8
-            raise TargetStartError(f"{self.target.path}: {MAP_ERRORS.get(code, f'fork-server error {code}')}")
+            self._raise_error((hello & 0x00ffff00) >> 8)
         if (hello & lib.FS_OPT_ENABLED) != lib.FS_OPT_ENABLED:
-            return  # classic AFL: no options
-        if hello & lib.FS_OPT_MAPSIZE:
-            self.map_size = ((hello & lib.FS_OPT_MAPSIZE_MASK) >> 1) + 1
+            # no options: classic AFL's 64 KiB map, unless the target needed a larger map
+            # than the default just to start (AFL++ 4.04c's runtime, over 8 MiB): all of it
+            if self.map_capacity > mapsize.DEFAULT_CAPACITY:
+                self.map_size = self.map_capacity
+            return
+        # without a size (a map over 8 MiB has no room for one), the map is all it was given
+        self.map_size = ((hello & lib.FS_OPT_MAPSIZE_MASK) >> 1) + 1 if hello & lib.FS_OPT_MAPSIZE \
+            else self.map_capacity
         wanted = hello & (lib.FS_OPT_SHDMEM_FUZZ | lib.FS_OPT_AUTODICT)
         if not fuzz_shm:
             wanted &= ~lib.FS_OPT_SHDMEM_FUZZ
@@ -91,9 +118,11 @@ class ForkServerSession:
         self._write(lib.FS_NEW_HELLO ^ 0xFFFFFFFF)
         options = self._read(timeout_ms)
         if (options & 0xFFFF0000) == lib.FS_NEW_ERROR:
-            raise TargetStartError(f"{self.target.path}: fork-server error {options & 0xFFFF}")
+            self._raise_error(options & 0xFFFF)
         if options & lib.FS_NEW_OPT_MAPSIZE:
             self.map_size = self._read(timeout_ms)
+            if self.map_size > self.map_capacity:
+                raise MapTooSmall(self.map_size)
         self.shm_fuzz = bool(options & lib.FS_NEW_OPT_SHDMEM_FUZZ) and fuzz_shm is not None
         if options & lib.FS_NEW_OPT_AUTODICT:
             self.autodict = self._read_bytes(self._read(timeout_ms), timeout_ms)
@@ -146,14 +175,36 @@ class ForkExecutor(Executor):
     def start(self) -> None:
         self.target.require_instrumented()
         pin_to_cpu(self.cpu)
-        self.map_shm = SharedMemory(lib.FS_OPT_MAX_MAPSIZE)
         self.fuzz_shm = SharedMemory(lib.FS_SHM_FUZZ_MAX + lib.FS_SHM_FUZZ_HEADER)
         self.input = InputFile(str(self.target.input_path))
-        self.session = ForkServerSession(self.target, self._env(), self.input, self.fuzz_shm,
-                                         SETTINGS.init_timeout_ms)
+        self._start_session(mapsize.initial_capacity(self.target.base_env()))
         self.map = MapObserver(self.map_shm.array, self.session.map_size)
         self.was_killed = 0
         self._result = ffi.new("struct fs_run_result *")
+
+    def _start_session(self, capacity: int) -> None:
+        """Starts the fork server with a map of capacity bytes, and again with a larger
+        one while the target needs it (see mapsize)."""
+        while True:
+            self.map_shm = SharedMemory(capacity)
+            if self.virgin is not None:
+                self.virgin.ensure_size(capacity)
+            env = mapsize.with_map_size(self._env(), capacity)
+            try:
+                self.session = ForkServerSession(self.target, env, self.input, self.fuzz_shm,
+                                                 SETTINGS.init_timeout_ms, capacity)
+                return
+            except MapTooSmall as exc:
+                self.map_shm.close()
+                self.map_shm = None
+                larger = mapsize.larger_capacity(capacity, exc.needed, lambda: mapsize.dumped_map_size(
+                    self.target.argv(), env))
+                if larger is None:
+                    why = f": {exc.needed} bytes, more than any map we give" if exc.needed else \
+                        ", and does not say how large; set AFL_MAP_SIZE to its size (AFL_DEBUG=1 shows __afl_final_loc)"
+                    raise TargetStartError(f"{self.target.path} needs a larger coverage map than the {capacity} "
+                                           f"bytes it was given{why}") from None
+                capacity = larger
 
     def deliver(self, data: bytes) -> None:
         check_input_size(data)

@@ -1,0 +1,286 @@
+"""AFL++'s fork-server protocol, both handshakes, both directions, word for word as
+AFLPP_PROTOCOL.md captures them from afl-fuzz 4.04c and 4.22a.
+
+- Our runtime against a fake afl-fuzz written here: the old handshake (4.04c), the new
+  one (4.20c and later), the new hello answered by an old afl-fuzz, and the error words.
+- Our orchestrator against a fake target (tests/harnesses/fake_aflpp_target.c) that
+  sends each handshake and each error code as AFL++'s runtimes do.
+- Maps larger than 8 MiB: a 16 MiB map, built by afl-clang-fast and by us, in every mode.
+Debian's afl-fuzz 4.04c driving our builds is tested in test_fuzz.py and test_robustness.py.
+"""
+import os
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import TEST_HARNESS_DIR, RawForkServer, cli, guard_count, one_error_line, tick_map_index
+from forkserver.build import build
+from forkserver.executors import ExecExecutor, ForkExecutor, SnapshotExecutor
+from forkserver.shm import SharedMemory
+from forkserver.target import Target
+
+FS_OPT_ENABLED = 0x80000001
+FS_OPT_MAPSIZE = 0x40000000
+FS_OPT_SHDMEM_FUZZ = 0x01000000
+NEW_HELLO_BYTES = bytes.fromhex("014c4641")   # 0x41464c01, "AFL" version 1, little-endian
+NEW_REPLY_BYTES = bytes.fromhex("feb3b9be")   # its complement, as afl-fuzz 4.22a answers
+NEW_OPT_MAPSIZE, NEW_OPT_SHDMEM_FUZZ = 1, 2
+MAP_16_MIB = 16 << 20
+# the last guard of tests/harnesses/huge_map.c is the map's last byte; with the
+# program's own few guards the map is just under 16 MiB
+HUGE_MAP_RANGE = range(MAP_16_MIB - 64, MAP_16_MIB + 1)
+
+
+@pytest.fixture(scope="module")
+def counted(bins):
+    return bins["counted"], tick_map_index(bins["counted"])
+
+
+@pytest.fixture(scope="module")
+def fake_target(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fake") / "fake_aflpp_target"
+    subprocess.run(["cc", "-O1", "-o", str(out), str(TEST_HARNESS_DIR / "fake_aflpp_target.c")], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def huge_maps(tmp_path_factory):
+    """tests/harnesses/huge_map.c built by `forkserver build` and by afl-clang-fast."""
+    afl_cc = shutil.which("afl-clang-fast")
+    assert afl_cc, "afl-clang-fast is missing: scripts/setup.sh installs afl++"
+    out = tmp_path_factory.mktemp("huge")
+    src = TEST_HARNESS_DIR / "huge_map.c"
+    ours = build([src], out / "huge_ours")
+    subprocess.run([afl_cc, "-O1", "-o", str(out / "huge_afl"), str(src)], check=True, capture_output=True,
+                   env={**os.environ, "AFL_QUIET": "1"})
+    return {"ours": ours, "afl": out / "huge_afl"}
+
+
+def stdin_file(tmp_path, data: bytes):
+    path = tmp_path / "stdin"
+    path.write_bytes(data)
+    return path
+
+
+def run_once(server: RawForkServer, was_killed: int = 0) -> int:
+    """One run of AFL++'s per-exec exchange: was_killed out, the pid and the status back."""
+    server.write(was_killed)
+    child = server.read()
+    status = server.read()
+    assert child > 0, child
+    return status
+
+
+# ---- our runtime, against a fake afl-fuzz ----
+
+
+def test_new_handshake_as_afl_fuzz_4_22a_speaks_it(counted, tmp_path):
+    """Byte for byte: hello, complement, options (map size and test-case buffer), the
+    size as a raw word, hello again; no reply takes the buffer; runs read from it."""
+    binary, tick = counted
+    cov, fuzz = SharedMemory(1 << 23), SharedMemory(4 + (1 << 20))
+    server = RawForkServer(binary, {"__AFL_SHM_ID": str(cov.id), "__AFL_SHM_FUZZ_ID": str(fuzz.id),
+                                    "FORKSERVER_MODE": "fork", "FORKSERVER_INPUT_STDIN": "1",
+                                    "FORKSERVER_AFL_HANDSHAKE": "new"}, stdin=stdin_file(tmp_path, b"9"))
+    try:
+        assert struct.pack("<I", server.read()) == NEW_HELLO_BYTES
+        os.write(server.ctl_w, NEW_REPLY_BYTES)
+        assert server.read() == NEW_OPT_MAPSIZE | NEW_OPT_SHDMEM_FUZZ
+        assert server.read() == guard_count(binary) + 1
+        assert struct.pack("<I", server.read()) == NEW_HELLO_BYTES
+        counts = []
+        for n in (5, 300):
+            data = str(n).encode()
+            fuzz.buffer[0:4 + len(data)] = len(data).to_bytes(4, "little") + data
+            cov.array[:] = 0
+            status = run_once(server)
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+            counts.append((int(cov.array[0]), int(cov.array[tick])))
+    finally:
+        server.close()
+        cov.close()
+        fuzz.close()
+    assert counts == [(1, 5), (1, 300 % 255)], "the input came from the test-case buffer, not stdin's 9"
+
+
+def test_new_hello_to_an_old_afl_fuzz_falls_back_to_classic_afl(counted, tmp_path):
+    """afl-fuzz 4.04c takes the new hello for classic AFL's (no options) and sends its
+    first run's was_killed where a new fuzzer answers: the runtime runs that input, from
+    stdin (classic AFL has no test-case buffer), and every later one."""
+    binary, tick = counted
+    cov, fuzz = SharedMemory(1 << 23), SharedMemory(4 + (1 << 20))
+    server = RawForkServer(binary, {"__AFL_SHM_ID": str(cov.id), "__AFL_SHM_FUZZ_ID": str(fuzz.id),
+                                    "FORKSERVER_MODE": "fork", "FORKSERVER_INPUT_STDIN": "1",
+                                    "FORKSERVER_AFL_HANDSHAKE": "new"}, stdin=stdin_file(tmp_path, b"7"))
+    try:
+        hello = server.read()
+        assert hello == 0x41464C01 and hello & FS_OPT_ENABLED != FS_OPT_ENABLED, "4.04c reads it as no options"
+        counts = []
+        for was_killed in (0, 1, 0):
+            cov.array[:] = 0
+            status = run_once(server, was_killed)
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+            counts.append(int(cov.array[tick]))
+    finally:
+        server.close()
+        cov.close()
+        fuzz.close()
+    assert counts == [7, 7, 7]
+
+
+@pytest.mark.parametrize("env, first", [
+    ({}, "old"),
+    ({"___AFL_EINS_ZWEI_POLIZEI___": "1"}, "new"),   # afl-fuzz -c's CMPLOG instance
+    ({"FORKSERVER_AFL_HANDSHAKE": "new"}, "new"),
+    ({"FORKSERVER_AFL_HANDSHAKE": "old", "___AFL_EINS_ZWEI_POLIZEI___": "1"}, "old"),
+])
+def test_which_handshake_the_runtime_speaks_first(bins, env, first):
+    server = RawForkServer(bins["maze"], env)
+    try:
+        hello = server.read()
+    finally:
+        server.close()
+    if first == "new":
+        assert hello == 0x41464C01, f"{hello:#x}"
+    else:
+        assert hello & FS_OPT_ENABLED == FS_OPT_ENABLED and hello & FS_OPT_MAPSIZE, f"{hello:#x}"
+
+
+@pytest.mark.parametrize("handshake, word", [("old", 0xF800008F | 1 << 8), ("new", 0xEFFE0001)])
+def test_map_too_small_is_an_error_word_in_place_of_the_hello(bins, handshake, word):
+    """A 64-byte map for a target with more guards: FS_ERROR_MAP_SIZE in the form each
+    handshake reads, first and alone, and the server gives up."""
+    assert guard_count(bins["ini_parser"]) > 64
+    cov = SharedMemory(64)
+    server = RawForkServer(bins["ini_parser"], {"__AFL_SHM_ID": str(cov.id), "FORKSERVER_AFL_HANDSHAKE": handshake})
+    try:
+        assert server.read() == word
+        _, status = os.waitpid(server.pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0, status
+    finally:
+        server.close()
+        cov.close()
+
+
+def test_a_map_over_8_mib_goes_through_the_new_handshake(huge_maps):
+    """The old handshake has 23 bits for the size: a 16 MiB map needs the new one."""
+    cov = SharedMemory(MAP_16_MIB)
+    server = RawForkServer(huge_maps["ours"], {"__AFL_SHM_ID": str(cov.id)})
+    try:
+        assert struct.pack("<I", server.read()) == NEW_HELLO_BYTES
+        os.write(server.ctl_w, NEW_REPLY_BYTES)
+        assert server.read() == NEW_OPT_MAPSIZE
+        assert server.read() in HUGE_MAP_RANGE
+        assert struct.pack("<I", server.read()) == NEW_HELLO_BYTES
+    finally:
+        server.close()
+        cov.close()
+
+
+# ---- our orchestrator, against a fake target ----
+
+
+@pytest.mark.parametrize("kind, map_size, autodict", [
+    ("old", 4096, b""),
+    ("classic", 65536, b""),          # no options: classic AFL's map
+    ("new", 4096, b""),
+    ("new-dict", 4096, b"\x04GATE\x03key"),
+])
+def test_orchestrator_reads_each_handshake(fake_target, kind, map_size, autodict):
+    target = Target.from_command([str(fake_target)], env={"FAKE_HANDSHAKE": kind, "FAKE_MAP_SIZE": "4096"})
+    with target, ForkExecutor(target) as ex:
+        assert ex.session.map_size == map_size
+        assert ex.session.autodict == autodict
+        marked = ex.run(b"x", keep_map=True)
+        other = ex.run(b"y", keep_map=True)
+    assert marked.exit_code == 7 and other.exit_code == 0
+    assert list(np.flatnonzero(other.coverage.counts)) == [0, 4095], "the run's two bytes, at 0 and size - 1"
+
+
+@pytest.mark.parametrize("kind", ["new", "classic"])
+def test_orchestrator_gives_a_16_mib_map_to_a_target_that_needs_it(fake_target, kind):
+    """new: the target says 16 MiB in the handshake; classic (4.04c over 8 MiB): it
+    refuses the 8 MiB map with FS_ERROR_MAP_SIZE and prints its size for
+    AFL_DUMP_MAP_SIZE. Either way it is started again with 16 MiB, and AFL_MAP_SIZE says so."""
+    target = Target.from_command([str(fake_target)], env={"FAKE_HANDSHAKE": kind, "FAKE_MAP_SIZE": str(MAP_16_MIB)})
+    with target, ForkExecutor(target) as ex:
+        assert ex.map_shm.size == MAP_16_MIB and ex.session.map_size == MAP_16_MIB
+        result = ex.run(b"y", keep_map=True)
+    assert list(np.flatnonzero(result.coverage.counts)) == [0, MAP_16_MIB - 1]
+
+
+@pytest.mark.parametrize("kind", ["error-old", "error-new"])
+@pytest.mark.parametrize("code, says", [
+    (2, "fixed address"), (4, "could not open a shared memory segment"), (8, "could not attach the coverage map"),
+    (16, "could not mmap"), (99, "error 99"),
+])
+def test_orchestrator_turns_each_error_code_into_what_to_do(fake_target, tmp_path, kind, code, says):
+    seed = tmp_path / "seed"
+    seed.write_bytes(b"y")
+    proc = cli("run", "--mode", "fork", "-i", str(seed), "--", str(fake_target),
+               env={"FAKE_HANDSHAKE": kind, "FAKE_ERROR": str(code)})
+    assert proc.returncode != 0
+    line = one_error_line(proc)
+    assert says in line and "Broken pipe" not in line, line
+
+
+def test_orchestrator_stops_a_target_that_always_wants_a_larger_map(fake_target, tmp_path):
+    seed = tmp_path / "seed"
+    seed.write_bytes(b"y")
+    proc = cli("run", "--mode", "fork", "-i", str(seed), "--", str(fake_target), env={"FAKE_HANDSHAKE": "error-old"})
+    line = one_error_line(proc)
+    assert proc.returncode != 0 and "larger coverage map" in line and "AFL_MAP_SIZE" in line, line
+
+
+# ---- a 16 MiB map, AFL++'s build and ours ----
+
+
+def top_edge(showmap_stdout: str) -> int:
+    return max(int(line.split(":")[0]) for line in showmap_stdout.splitlines() if ":" in line)
+
+
+@pytest.mark.parametrize("build_by, mode", [("afl", "fork"), ("afl", "exec"), ("ours", "fork"),
+                                            ("ours", "snapshot"), ("ours", "exec")])
+def test_run_on_a_target_with_a_16_mib_map(huge_maps, tmp_path, build_by, mode):
+    """`forkserver run` and `showmap` see the hit in the map's last byte. AFL++ 4.04c's
+    runtime dumps the size it had before the constructor added its guards, and sends no
+    size over 8 MiB, so the orchestrator finds 16 MiB by doubling the map."""
+    z, other = tmp_path / "z", tmp_path / "other"
+    z.write_bytes(b"Z")
+    other.write_bytes(b"a")
+    binary = str(huge_maps[build_by])
+    shown = cli("showmap", "--mode", mode, "-i", str(z), "--", binary)
+    assert shown.returncode == 0, shown.stderr
+    assert top_edge(shown.stdout) in HUGE_MAP_RANGE
+    assert top_edge(cli("showmap", "--mode", mode, "-i", str(other), "--", binary).stdout) < 1000
+    ran = cli("run", "--mode", mode, "-i", str(z), "--", binary)
+    assert ran.returncode == 0 and " ok " in ran.stdout, ran.stdout + ran.stderr
+
+
+def test_fuzzing_a_target_with_a_16_mib_map(huge_maps, tmp_path):
+    """The virgin map grows with the coverage map: the runner's novelty check covers it."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a").write_bytes(b"a")
+    out = tmp_path / "out"
+    proc = cli("fuzz", "-i", str(seeds), "-o", str(out), "--runs", "3000", "-s", "1", "--", str(huge_maps["ours"]))
+    assert proc.returncode == 0, proc.stderr
+    lines = (out / "default" / "fuzzer_stats").read_text().splitlines()
+    stats = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    assert int(stats["total_edges"]) in HUGE_MAP_RANGE
+    found = [p.read_bytes() for p in (out / "default" / "queue").iterdir() if p.is_file()]
+    assert any(d.startswith(b"Z") for d in found), "the input reaching the map's last byte was kept"
+
+
+def test_exec_and_fork_agree_on_a_16_mib_map(huge_maps):
+    target = Target.from_command([str(huge_maps["ours"])])
+    with target:
+        hashes = {}
+        for executor in (ExecExecutor, ForkExecutor, SnapshotExecutor):
+            with executor(target) as ex:
+                hashes[executor.mode] = [ex.run(d).map_hash for d in (b"Z", b"a")]
+    assert hashes["exec"] == hashes["fork"] == hashes["snapshot"]
+    assert hashes["fork"][0] != hashes["fork"][1]
