@@ -45,6 +45,11 @@ class Settings:
         compiler = env.get("FORKSERVER_CC") or None
         if compiler is not None and Path(compiler).name not in ("clang", "gcc") and \
                 not Path(compiler).name.startswith(("clang-", "gcc-")):
+            if Path(compiler).name.startswith("afl-"):
+                raise ConfigError(
+                    f"FORKSERVER_CC={compiler!r}: AFL++'s compilers link AFL++'s runtime, whose coverage callbacks "
+                    "and fork server would clash with ours; use clang or gcc here, or build with "
+                    f"{Path(compiler).name} alone: forkserver drives AFL++ builds in fork and persistent mode")
             raise ConfigError(f"FORKSERVER_CC={compiler!r}: use clang or gcc (a name or a path, e.g. clang-14)")
         return cls(cache_dir=Path(cache), compiler=compiler, no_affinity=flag(env.get("FORKSERVER_NO_AFFINITY")),
                    debug=flag(env.get("FORKSERVER_DEBUG")),

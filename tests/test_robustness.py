@@ -178,6 +178,8 @@ BAD = {
                                               "harnesses/maze.c"], {}), "needs --mode snapshot"),
     "init timeout not a number": (lambda d: (["run", *MAZE_RUN, "harnesses/maze.c"], {"FORKSERVER_INIT_TIMEOUT_MS": "abc"}),
                                   "FORKSERVER_INIT_TIMEOUT_MS"),
+    "AFL++'s compiler for our runtime": (lambda d: (["build", HARNESS_DIR / "maze.c", "-o", d / "m"],
+                                                   {"FORKSERVER_CC": "afl-clang-fast"}), "clash with ours"),
     "cache dir unusable": (lambda d: (["run", *MAZE_RUN, HARNESS_DIR / "maze.c"], {"FORKSERVER_CACHE_DIR": "/proc/x"}),
                            "FORKSERVER_CACHE_DIR"),
     "build output under a file": (lambda d: (["build", HARNESS_DIR / "maze.c", "-o", _a_file(d) / "x"], {}),
