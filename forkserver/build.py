@@ -20,7 +20,8 @@ RUNTIME_SOURCES = [
 ]
 MAIN_ENTRY = "runtime/main_entry.c"
 AFL_SNAPSHOT = "runtime/afl_snapshot.c"
-CMPLOG = "runtime/cmplog.c"
+# the comparison log, in our table and in AFL++'s map (afl-fuzz -c)
+CMPLOG = ["runtime/cmplog.c", "runtime/cmplog_aflpp.c"]
 RUNTIME_TEXT = "fs_runtime_text"  # the runtime's code in cmplog builds
 # the string functions cmplog.c defines: calls to them must stay calls, not inlined code
 CMPLOG_FUNCTIONS = ("memcmp", "bcmp", "strcmp", "strncmp", "strcasecmp", "strncasecmp", "memmem", "strstr")
@@ -91,7 +92,7 @@ def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool
     root = csrc_dir()
     includes = [f"-I{root / d}" for d in ("include", "runtime", "common")]
     sources = RUNTIME_SOURCES + [LIBFUZZER_DRIVER if libfuzzer else MAIN_ENTRY] + ([AFL_SNAPSHOT] if afl_snapshot else [])
-    sources += [CMPLOG] if cmplog else []
+    sources += CMPLOG if cmplog else []
     objects = []
     for rel in sources:
         obj = workdir / (rel.replace("/", "_") + ".o")
@@ -99,7 +100,7 @@ def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool
         # longjmp from the runtime's own stack back onto the program's; cmplog.c defines
         # memcmp and kin, which the compiler must not turn into calls to themselves
         own = ["-fno-builtin"] + (["-fno-tree-loop-distribute-patterns"] if _family(cc) == "gcc" else []) \
-            if rel == CMPLOG else []
+            if rel in CMPLOG else []
         _run([cc, "-c", "-O2", "-g", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0", *own, *includes,
               str(root / rel), "-o", str(obj)])
         if cmplog:  # cmplog.c tells the runtime's comparisons from the program's by this section

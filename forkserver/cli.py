@@ -298,6 +298,15 @@ def cmd_build(args, extra) -> int:
     out = build([Path(s) for s in args.sources], Path(args.output), args.cc, extra, args.afl_snapshot, sanitize,
                 cmplog=args.cmplog)
     print(out)
+    if args.cmplog:
+        from . import aflpp
+        from .doctor import afl_fuzz_version
+
+        version = afl_fuzz_version()
+        works = [line.removeprefix("afl-fuzz -c: ") for line in aflpp.compatibility(version)[1:2]]
+        here = f"; the afl-fuzz here ({version}): {works[0] if works else 'not supported'}" if version else ""
+        print(f"note: for forkserver fuzz -c, and afl-fuzz -c of AFL++ "
+              f"{', '.join(name for *_, name in aflpp.CMPLOG_LAYOUTS)}{here}", file=sys.stderr)
     return 0
 
 
@@ -315,6 +324,8 @@ def cmd_doctor(args, _command) -> int:
     for cc, ver in rep["compilers"].items():
         print(f"{cc}: {ver or 'not installed'}")
     print(f"afl-fuzz: {rep['afl_fuzz'] or 'not installed (apt-get install afl++)'}")
+    for line in rep["afl_fuzz_works"]:
+        print(f"  {line}")
     return 0
 
 

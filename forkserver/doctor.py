@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 
+from . import aflpp
 from .native import ffi, lib
 
 BACKEND_IDS = {
@@ -45,6 +46,7 @@ def report() -> dict:
             unpriv = f.read().strip()
     except OSError:
         unpriv = None
+    afl = afl_fuzz_version()
     return {
         "kernel": platform.release(),
         "machine": platform.machine(),
@@ -56,5 +58,11 @@ def report() -> dict:
             "clang": _version(["clang", "--version"], r"version ([\d.]+)"),
             "gcc": _version(["gcc", "--version"], r"\) ([\d.]+)"),
         },
-        "afl_fuzz": _version(["afl-fuzz", "-h"], r"afl-fuzz\+\+([\w.]+)"),
+        "afl_fuzz": afl,
+        "afl_fuzz_works": aflpp.compatibility(afl),
     }
+
+
+def afl_fuzz_version() -> str | None:
+    """The afl-fuzz on PATH: its release ("4.04c"), "unknown", or None if there is none."""
+    return _version(["afl-fuzz", "-h"], r"afl-fuzz\+\+([\w.]+)")

@@ -16,7 +16,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import TEST_HARNESS_DIR, RawForkServer, cli, guard_count, one_error_line, tick_map_index
+from conftest import REPO, TEST_HARNESS_DIR, RawForkServer, cli, guard_count, one_error_line, tick_map_index
 from forkserver.build import build
 from forkserver.executors import ExecExecutor, ForkExecutor, SnapshotExecutor
 from forkserver.shm import SharedMemory
@@ -133,9 +133,8 @@ def test_new_hello_to_an_old_afl_fuzz_falls_back_to_classic_afl(counted, tmp_pat
 
 @pytest.mark.parametrize("env, first", [
     ({}, "old"),
-    ({"___AFL_EINS_ZWEI_POLIZEI___": "1"}, "new"),   # afl-fuzz -c's CMPLOG instance
     ({"FORKSERVER_AFL_HANDSHAKE": "new"}, "new"),
-    ({"FORKSERVER_AFL_HANDSHAKE": "old", "___AFL_EINS_ZWEI_POLIZEI___": "1"}, "old"),
+    ({"FORKSERVER_AFL_HANDSHAKE": "old"}, "old"),
 ])
 def test_which_handshake_the_runtime_speaks_first(bins, env, first):
     server = RawForkServer(bins["maze"], env)
@@ -284,3 +283,182 @@ def test_exec_and_fork_agree_on_a_16_mib_map(huge_maps):
                 hashes[executor.mode] = [ex.run(d).map_hash for d in (b"Z", b"a")]
     assert hashes["exec"] == hashes["fork"] == hashes["snapshot"]
     assert hashes["fork"][0] != hashes["fork"][1]
+
+
+# ---- afl-fuzz -c: comparisons in AFL++'s map ----
+
+CMP_W, CMP_H = 65536, 32
+# per layout: header size, operand-slot size, string-slot size, string slots, INS/RTN type
+# values (AFL++'s include/cmplog.h at 4.04c, 4.21c and 4.22a)
+CMP_LAYOUTS = {
+    "4.04c": dict(header=8, slot=32, fn_slot=64, fn_slots=8, ins=1, rtn=2),
+    "4.21c": dict(header=2, slot=42, fn_slot=66, fn_slots=16, ins=0, rtn=1),
+    "4.22a": dict(header=2, slot=72, fn_slot=72, fn_slots=16, ins=0, rtn=1),
+}
+
+
+def cmp_map_size(layout: dict) -> int:
+    return CMP_W * layout["header"] + CMP_W * CMP_H * layout["slot"]
+
+
+def read_cmp_map(raw: bytes, name: str) -> list[tuple]:
+    """Every logged comparison: ("ins", size, v0, v1) or ("rtn", v0 bytes, v1 bytes,
+    string), read with AFL++'s layouts as documented (not with our writer's structs)."""
+    lay = CMP_LAYOUTS[name]
+    found = []
+    for k in range(CMP_W):
+        if name == "4.04c":
+            (h,) = struct.unpack_from("<Q", raw, 8 * k)
+            hits, shape, kind = h & 0xFFFFFF, (h >> 48) & 31, (h >> 53) & 3
+        else:
+            (h,) = struct.unpack_from("<H", raw, 2 * k)
+            hits, shape, kind = h & 63, (h >> 6) & 31, (h >> 11) & 1
+        if not hits:
+            continue
+        row = CMP_W * lay["header"] + k * CMP_H * lay["slot"]
+        if kind == lay["ins"]:
+            for i in range(min(hits, CMP_H)):
+                at = row + i * lay["slot"]
+                v0, v1 = struct.unpack_from("<QQ", raw, at) if name != "4.22a" else \
+                    (struct.unpack_from("<Q", raw, at)[0], struct.unpack_from("<Q", raw, at + 32)[0])
+                found.append(("ins", shape + 1, v0, v1))
+        else:
+            for i in range(min(hits, lay["fn_slots"])):
+                at = row + i * lay["fn_slot"]
+                if name == "4.22a":
+                    v0, v1, l0, l1 = raw[at:at + 32], raw[at + 32:at + 64], raw[at + 64], raw[at + 65]
+                else:
+                    half = lay["fn_slot"] // 2
+                    v0, l0, v1, l1 = raw[at:at + half - 1], raw[at + half - 1], raw[at + half:at + 2 * half - 1], \
+                        raw[at + 2 * half - 1]
+                found.append(("rtn", bytes(v0[:l0 & 0x7F]), bytes(v1[:l1 & 0x7F]), bool(l0 & 0x80)))
+    return found
+
+
+@pytest.fixture(scope="module")
+def cmplog_bins(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmplog")
+    return {"magic_gates": build([REPO / "harnesses" / "magic_gates.c"], out / "magic_gates", cmplog=True),
+            "magic_gates_plain": build([REPO / "harnesses" / "magic_gates.c"], out / "magic_gates_plain"),
+            "magic_u32": build([TEST_HARNESS_DIR / "magic_u32.c"], out / "magic_u32", cmplog=True),
+            "magic_u32_plain": build([TEST_HARNESS_DIR / "magic_u32.c"], out / "magic_u32_plain")}
+
+
+@pytest.mark.parametrize("layout", list(CMP_LAYOUTS))
+def test_comparisons_land_in_each_afl_layout(cmplog_bins, layout):
+    """A CMPLOG instance run by hand (no fork server): the map's size names the layout,
+    and each of magic_gates' comparisons is where AFL++'s reader looks for it."""
+    cmp_map = SharedMemory(cmp_map_size(CMP_LAYOUTS[layout]))
+    data = struct.pack("<IQ", 0x4D5A9000, 0x4141414141414141) + b"FZ-GO?snapshoX\0"
+    try:
+        proc = subprocess.run([str(cmplog_bins["magic_gates"])], input=data, capture_output=True, timeout=30,
+                              env={**os.environ, "__AFL_CMPLOG_SHM_ID": str(cmp_map.id)})
+        found = read_cmp_map(bytes(cmp_map.buffer), layout)
+    finally:
+        cmp_map.close()
+    assert proc.returncode == 1, proc.stderr  # one gate passed
+    assert ("ins", 8, 0x4141414141414141, 0xF00DCAFE5EED1E55) in found or \
+        ("ins", 8, 0xF00DCAFE5EED1E55, 0x4141414141414141) in found, found
+    assert not any(kind == "ins" and v0 == 0x4D5A9000 for kind, _, v0, *_ in found), "an equal pair is not logged"
+
+
+def test_afl_layout_strings_are_logged(cmplog_bins):
+    """Past the first two gates: the memcmp (bytes) and then the strcmp (C strings,
+    marked, with their NUL counted) reach the 4.04c layout."""
+    layout = "4.04c"
+    cmp_map = SharedMemory(cmp_map_size(CMP_LAYOUTS[layout]))
+    data = struct.pack("<IQ", 0x4D5A9000, 0xF00DCAFE5EED1E55) + b"FZ-GO!snapshoX\0"
+    try:
+        subprocess.run([str(cmplog_bins["magic_gates"])], input=data, capture_output=True, timeout=30,
+                       env={**os.environ, "__AFL_CMPLOG_SHM_ID": str(cmp_map.id)})
+        rtn = [f for f in read_cmp_map(bytes(cmp_map.buffer), layout) if f[0] == "rtn"]
+    finally:
+        cmp_map.close()
+    assert ("rtn", b"FZ-GO!", b"FZ-GO!", False) in rtn, rtn
+    assert ("rtn", b"snapshoX\0", b"snapshot\0", True) in rtn, rtn
+
+
+@pytest.mark.parametrize("size, build_name, says", [
+    (12345, "magic_gates", "layout of no AFL++ release"),
+    (CMP_W * 8 + CMP_W * CMP_H * 32, "magic_gates_plain", "built without them"),
+])
+def test_a_cmplog_instance_that_cannot_log_is_an_error(cmplog_bins, size, build_name, says):
+    """An unknown map layout, or a build without --cmplog run as the CMPLOG instance:
+    the error AFL++ sends for an outdated CMPLOG build, and the reason on stderr."""
+    cmp_map = SharedMemory(size)
+    server = RawForkServer(cmplog_bins[build_name], {"__AFL_CMPLOG_SHM_ID": str(cmp_map.id)})
+    try:
+        assert server.read() == 0xF800008F | 32 << 8
+        _, status = os.waitpid(server.pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0
+        log = subprocess.run([str(cmplog_bins[build_name])], input=b"", capture_output=True, timeout=30,
+                             env={**os.environ, "__AFL_CMPLOG_SHM_ID": str(cmp_map.id)})
+    finally:
+        server.close()
+        cmp_map.close()
+    assert says in log.stderr.decode(), log.stderr
+
+
+@pytest.mark.parametrize("layout, first", [("4.04c", "old+cmplog"), ("4.21c", "new"), ("4.22a", "new")])
+def test_the_cmplog_instance_speaks_what_its_afl_fuzz_reads(cmplog_bins, layout, first):
+    """afl-fuzz -c before 4.20c takes the old handshake with FS_OPT_NEWCMPLOG, later
+    ones only the new one: the map's layout tells them apart."""
+    cmp_map = SharedMemory(cmp_map_size(CMP_LAYOUTS[layout]))
+    server = RawForkServer(cmplog_bins["magic_gates"], {"__AFL_CMPLOG_SHM_ID": str(cmp_map.id)})
+    try:
+        hello = server.read()
+    finally:
+        server.close()
+        cmp_map.close()
+    if first == "new":
+        assert hello == 0x41464C01, f"{hello:#x}"
+    else:
+        assert hello & FS_OPT_ENABLED == FS_OPT_ENABLED and hello & 0x02000000, f"{hello:#x}: no NEWCMPLOG bit"
+
+
+def afl_fuzz(binary, seeds, out, seconds: int, *options) -> dict:
+    """Debian's afl-fuzz for `seconds` (stopping at the first crash); its fuzzer_stats."""
+    assert shutil.which("afl-fuzz"), "afl-fuzz is missing: scripts/setup.sh installs afl++"
+    env = dict(os.environ, AFL_NO_UI="1", AFL_SKIP_CPUFREQ="1", AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1",
+               AFL_NO_AFFINITY="1", AFL_BENCH_UNTIL_CRASH="1")
+    subprocess.run(["afl-fuzz", "-V", str(seconds), *options, "-i", str(seeds), "-o", str(out), "--", str(binary)],
+                   env=env, capture_output=True, timeout=seconds + 120, start_new_session=True)
+    lines = (out / "default" / "fuzzer_stats").read_text().splitlines()
+    return {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def test_afl_fuzz_c_with_a_cmplog_build_finds_a_4_byte_magic(cmplog_bins, tmp_path):
+    """afl-fuzz -c 0 on our --cmplog build reads the magic off the comparison and finds
+    the crash behind it; the same afl-fuzz without -c, on the plain build, for at least
+    as long, does not."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "seed").write_bytes(b"AAAAAAAA")
+    with_c = afl_fuzz(cmplog_bins["magic_u32"], seeds, tmp_path / "with_c", 60, "-c", "0")
+    assert int(with_c["saved_crashes"]) >= 1, with_c
+    found_in = int(with_c["run_time"])
+    without = afl_fuzz(cmplog_bins["magic_u32_plain"], seeds, tmp_path / "without", max(10, found_in + 5))
+    assert int(without["saved_crashes"]) == 0 and int(without["execs_done"]) > 10_000, without
+    queue = [p.name for p in (tmp_path / "with_c" / "default" / "crashes").iterdir()]
+    assert any("op:its" in name or "op:colorization" in name for name in queue), queue
+
+
+@pytest.mark.parametrize("version, layout, works", [
+    ("3.14c", None, False), ("4.00c", "4.00c-4.10c", True), ("4.04c", "4.00c-4.10c", True),
+    ("4.10c", "4.00c-4.10c", True), ("4.20c", "4.20c-4.21c", True), ("4.21c", "4.20c-4.21c", True),
+    ("4.22a", "4.22a", True), ("4.32c", "4.22a", True), ("unknown", None, False),
+])
+def test_version_matrix(version, layout, works):
+    from forkserver import aflpp
+
+    assert aflpp.cmplog_layout(version) == layout
+    lines = aflpp.compatibility(version)
+    assert lines[0].startswith("drives our builds: yes") == works, lines
+    if version == "4.32c":
+        assert "refused at start-up" in lines[1], lines
+
+
+def test_doctor_says_what_works_with_the_installed_afl_fuzz():
+    out = cli("doctor").stdout
+    assert "afl-fuzz: 4.04c" in out
+    assert "afl-fuzz -c: yes, comparison map 4.00c-4.10c" in out and "-c 0" in out, out

@@ -25,6 +25,8 @@
 #define FS_ERROR_SHM_OPEN 4
 #define FS_ERROR_SHMAT 8
 #define FS_ERROR_MMAP 16
+/* afl-fuzz -c ran a program that cannot log comparisons in its map */
+#define FS_ERROR_OLD_CMPLOG 32
 
 /* new handshake (AFL++ 4.20c and later): the fuzzer answers the hello with its complement */
 #define FS_NEW_HELLO 0x41464c01
@@ -48,8 +50,9 @@
 #define FS_ENV_MAP_SIZE "AFL_MAP_SIZE"
 /* set: print the coverage map size and exit (AFL++'s runtime does the same) */
 #define FS_ENV_DUMP_MAP_SIZE "AFL_DUMP_MAP_SIZE"
-/* afl-fuzz -c sets it for the CMPLOG instance of the target */
-#define FS_ENV_AFL_CMPLOG_INSTANCE "___AFL_EINS_ZWEI_POLIZEI___"
+/* afl-fuzz -c gives the CMPLOG instance of the target its comparison map (struct
+ * cmp_map, whose layout depends on the release) */
+#define FS_ENV_AFLPP_CMPLOG_SHM_ID "__AFL_CMPLOG_SHM_ID"
 /* which handshake the runtime speaks first: old, new, or auto (see server.c) */
 #define FS_ENV_AFL_HANDSHAKE "FORKSERVER_AFL_HANDSHAKE"
 

@@ -44,8 +44,12 @@ static inline struct fs_cmplog *program_log(uintptr_t pc) {
     return from_runtime(pc) ? 0 : log;
 }
 
+/* afl-fuzz -c's map (cmplog_aflpp.c), when afl-fuzz gave one */
+static inline int aflpp_logs(uintptr_t pc) { return fs_aflpp_cmp_map && !from_runtime(pc); }
+
 /* Both kinds: hits counts every execution of a site, the first slots keep operands. */
 static inline void log_int(uintptr_t pc, uint64_t left, uint64_t right, unsigned size) {
+    if (aflpp_logs(pc)) fs_aflpp_log_int(site_of(pc), left, right, size, 0);
     struct fs_cmplog *log = program_log(pc);
     if (!log) return;
     unsigned site = int_site(site_of(pc)), hit = log->int_hits[site]++;
@@ -56,8 +60,12 @@ static inline void log_int(uintptr_t pc, uint64_t left, uint64_t right, unsigned
     e->size = size;
 }
 
+/* string: left and right are C strings, and a length short of the cap stops at a NUL */
 static void log_bytes(uintptr_t pc, const unsigned char *left, size_t left_len, const unsigned char *right,
-                      size_t right_len) {
+                      size_t right_len, int string) {
+    if (aflpp_logs(pc)) /* AFL++ counts a C string's NUL */
+        fs_aflpp_log_bytes(site_of(pc), left, left_len + (string && left_len < FS_CMPLOG_BYTES_MAX), right,
+                           right_len + (string && right_len < FS_CMPLOG_BYTES_MAX), string);
     struct fs_cmplog *log = program_log(pc);
     if (!log) return;
     unsigned site = bytes_site(site_of(pc)), hit = log->bytes_hits[site]++;
@@ -89,7 +97,7 @@ void __sanitizer_cov_trace_cmpd(double a, double b) { (void)a, (void)b; }
 /* cases: {count, width in bits, case values...}; each case is a site of its own */
 void __sanitizer_cov_trace_switch(uint64_t value, uint64_t *cases) {
     uintptr_t pc = CALLER;
-    if (!program_log(pc)) return;
+    if (!program_log(pc) && !aflpp_logs(pc)) return;
     unsigned size = (unsigned)(cases[1] / 8);
     if (size != 1 && size != 2 && size != 4 && size != 8) size = 8;
     for (uint64_t i = 0; i < cases[0]; i++) log_int(pc + (uintptr_t)i * 16, value, cases[2 + i], size);
@@ -107,7 +115,7 @@ static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
 int memcmp(const void *a, const void *b, size_t n) {
     const unsigned char *x = a, *y = b;
-    log_bytes(CALLER, x, n, y, n);
+    log_bytes(CALLER, x, n, y, n, 0);
     for (size_t i = 0; i < n; i++)
         if (x[i] != y[i]) return x[i] - y[i];
     return 0;
@@ -115,7 +123,7 @@ int memcmp(const void *a, const void *b, size_t n) {
 
 int bcmp(const void *a, const void *b, size_t n) {
     const unsigned char *x = a, *y = b;
-    log_bytes(CALLER, x, n, y, n);
+    log_bytes(CALLER, x, n, y, n, 0);
     for (size_t i = 0; i < n; i++)
         if (x[i] != y[i]) return 1;
     return 0;
@@ -123,7 +131,7 @@ int bcmp(const void *a, const void *b, size_t n) {
 
 int strcmp(const char *a, const char *b) {
     log_bytes(CALLER, (const unsigned char *)a, bounded_len(a, FS_CMPLOG_BYTES_MAX), (const unsigned char *)b,
-              bounded_len(b, FS_CMPLOG_BYTES_MAX));
+              bounded_len(b, FS_CMPLOG_BYTES_MAX), 1);
     const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
     while (*x && *x == *y) x++, y++;
     return *x - *y;
@@ -131,7 +139,7 @@ int strcmp(const char *a, const char *b) {
 
 int strncmp(const char *a, const char *b, size_t n) {
     size_t cap = n < FS_CMPLOG_BYTES_MAX ? n : FS_CMPLOG_BYTES_MAX;
-    log_bytes(CALLER, (const unsigned char *)a, bounded_len(a, cap), (const unsigned char *)b, bounded_len(b, cap));
+    log_bytes(CALLER, (const unsigned char *)a, bounded_len(a, cap), (const unsigned char *)b, bounded_len(b, cap), 1);
     const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
     for (size_t i = 0; i < n; i++) {
         if (x[i] != y[i]) return x[i] - y[i];
@@ -142,7 +150,7 @@ int strncmp(const char *a, const char *b, size_t n) {
 
 int strcasecmp(const char *a, const char *b) {
     log_bytes(CALLER, (const unsigned char *)a, bounded_len(a, FS_CMPLOG_BYTES_MAX), (const unsigned char *)b,
-              bounded_len(b, FS_CMPLOG_BYTES_MAX));
+              bounded_len(b, FS_CMPLOG_BYTES_MAX), 1);
     const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
     while (*x && lower(*x) == lower(*y)) x++, y++;
     return lower(*x) - lower(*y);
@@ -150,7 +158,7 @@ int strcasecmp(const char *a, const char *b) {
 
 int strncasecmp(const char *a, const char *b, size_t n) {
     size_t cap = n < FS_CMPLOG_BYTES_MAX ? n : FS_CMPLOG_BYTES_MAX;
-    log_bytes(CALLER, (const unsigned char *)a, bounded_len(a, cap), (const unsigned char *)b, bounded_len(b, cap));
+    log_bytes(CALLER, (const unsigned char *)a, bounded_len(a, cap), (const unsigned char *)b, bounded_len(b, cap), 1);
     const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
     for (size_t i = 0; i < n; i++) {
         if (lower(x[i]) != lower(y[i])) return lower(x[i]) - lower(y[i]);
@@ -162,7 +170,7 @@ int strncasecmp(const char *a, const char *b, size_t n) {
 /* the needle is the side worth knowing; the haystack's head is what the input says */
 void *memmem(const void *haystack, size_t hay_len, const void *needle, size_t needle_len) {
     const unsigned char *h = haystack, *n = needle;
-    log_bytes(CALLER, h, hay_len < needle_len ? hay_len : needle_len, n, needle_len);
+    log_bytes(CALLER, h, hay_len < needle_len ? hay_len : needle_len, n, needle_len, 0);
     if (needle_len == 0) return (void *)h;
     for (size_t i = 0; i + needle_len <= hay_len; i++) {
         size_t k = 0;
@@ -175,7 +183,7 @@ void *memmem(const void *haystack, size_t hay_len, const void *needle, size_t ne
 char *strstr(const char *haystack, const char *needle) {
     size_t needle_len = bounded_len(needle, (size_t)-1);
     log_bytes(CALLER, (const unsigned char *)haystack, bounded_len(haystack, needle_len),
-              (const unsigned char *)needle, needle_len);
+              (const unsigned char *)needle, needle_len, 0);
     for (const char *h = haystack;; h++) {
         size_t k = 0;
         while (k < needle_len && h[k] == needle[k]) k++;

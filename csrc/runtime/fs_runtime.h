@@ -271,6 +271,15 @@ void fs_check_leaks(void);
 /* the comparison log, attached by the server; only cmplog builds write it (cmplog.c) */
 extern struct fs_cmplog *fs_cmplog_log;
 
+/* afl-fuzz -c's comparison map (cmplog_aflpp.c, cmplog builds only): its layouts */
+enum { FS_AFLPP_CMPLOG_UNKNOWN = -1, FS_AFLPP_CMPLOG_NONE, FS_AFLPP_CMPLOG_404, FS_AFLPP_CMPLOG_420, FS_AFLPP_CMPLOG_422 };
+extern unsigned char *fs_aflpp_cmp_map;
+/* attaches __AFL_CMPLOG_SHM_ID's map; returns its layout (NONE: no such variable) */
+int fs_aflpp_cmplog_attach(void) __attribute__((weak));
+void fs_aflpp_log_int(uintptr_t site, uint64_t left, uint64_t right, unsigned size, unsigned attribute);
+void fs_aflpp_log_bytes(uintptr_t site, const unsigned char *left, size_t left_len, const unsigned char *right,
+                        size_t right_len, int string);
+
 /* server.c */
 void fs_server_start(void);
 void fs_iteration_end(int wait_status) __attribute__((noreturn));

@@ -360,8 +360,9 @@ static void server_loop(int64_t first_cmd) {
  * options) and its next word is the first run's was_killed, 0 or 1. That old fuzzer
  * then keeps a full-size map (8 MiB, cleared at every run) and no test-case buffer,
  * so the old handshake stays the default where it carries everything:
- *   auto: new for maps over 8 MiB (the old one cannot carry their size) and for a
- *         CMPLOG instance, old otherwise;
+ *   auto: new for maps over 8 MiB (the old one cannot carry their size) and for
+ *         afl-fuzz -c's CMPLOG instance whose comparison map has a 4.20c or later
+ *         layout (which says the fuzzer is that new); old otherwise;
  *   old, new: FORKSERVER_AFL_HANDSHAKE's choice. */
 struct handshake {
     int fuzzer;          /* a fuzzer listens on fds 198/199 */
@@ -369,16 +370,30 @@ struct handshake {
     int64_t first_cmd;   /* an old fuzzer's first run command, read in place of an answer; -1 if none */
 };
 
-static int speaks_new_handshake_first(void) {
+static int speaks_new_handshake_first(int aflpp_cmplog) {
     const char *choice = getenv(FS_ENV_AFL_HANDSHAKE);
     if (choice && strcmp(choice, "old") == 0) return 0;
     if (choice && strcmp(choice, "new") == 0) return 1;
-    return fs_map_size > FS_OPT_MAX_MAPSIZE || getenv(FS_ENV_AFL_CMPLOG_INSTANCE) != NULL;
+    return fs_map_size > FS_OPT_MAX_MAPSIZE || aflpp_cmplog == FS_AFLPP_CMPLOG_420 ||
+           aflpp_cmplog == FS_AFLPP_CMPLOG_422;
 }
 
-static struct handshake speak_old_handshake(int offer_shm) {
+/* afl-fuzz -c's CMPLOG instance, whose __AFL_CMPLOG_SHM_ID is its comparison map:
+ * the layout of that map (FS_AFLPP_CMPLOG_*), or UNKNOWN if this program cannot log
+ * into it; NONE when it is not that instance. */
+static int aflpp_cmplog_layout(void) {
+    if (!getenv(FS_ENV_AFLPP_CMPLOG_SHM_ID)) return FS_AFLPP_CMPLOG_NONE;
+    if (fs_aflpp_cmplog_attach) return fs_aflpp_cmplog_attach();
+    FS_WARN("afl-fuzz -c runs this program to log comparisons, but it was built without them: "
+            "build it with `forkserver build --cmplog`");
+    return FS_AFLPP_CMPLOG_UNKNOWN;
+}
+
+static struct handshake speak_old_handshake(int offer_shm, int aflpp_cmplog) {
     struct handshake h = {.fuzzer = 1, .first_cmd = -1};
     uint32_t hello = FS_OPT_ENABLED;
+    /* afl-fuzz -c (4.04c) takes a CMPLOG instance only with this bit */
+    if (aflpp_cmplog == FS_AFLPP_CMPLOG_404) hello |= FS_OPT_NEWCMPLOG;
     /* a larger map has no room in the options word: the fuzzer keeps the size it set */
     if (fs_map_size <= FS_OPT_MAX_MAPSIZE) hello |= FS_OPT_MAPSIZE | ((fs_map_size - 1) << 1);
     if (offer_shm) hello |= FS_OPT_SHDMEM_FUZZ;
@@ -438,7 +453,14 @@ void fs_server_start(void) {
     if (fs_coverage_map_fits()) fs_coverage_reset_for_run();
 
     int offer_shm = cfg->shm_fuzz_id >= 0 && (fs_libfuzzer_driver || cfg->input_file || cfg->input_stdin);
-    struct handshake h = speaks_new_handshake_first() ? speak_new_handshake(offer_shm) : speak_old_handshake(offer_shm);
+    int aflpp_cmplog = aflpp_cmplog_layout();
+    if (aflpp_cmplog == FS_AFLPP_CMPLOG_UNKNOWN) {
+        /* as AFL++'s error for an outdated CMPLOG build: every afl-fuzz reads this form */
+        if (write_u32(FS_FORKSRV_ST_FD, error_word(0, FS_ERROR_OLD_CMPLOG)) == 0) die_exit(FS_ERR_EXIT_BASE + FS_ERROR_OLD_CMPLOG);
+        aflpp_cmplog = FS_AFLPP_CMPLOG_NONE; /* no fuzzer: just run */
+    }
+    struct handshake h = speaks_new_handshake_first(aflpp_cmplog) ? speak_new_handshake(offer_shm)
+                                                                  : speak_old_handshake(offer_shm, aflpp_cmplog);
     if (!h.fuzzer) { /* no fuzzer attached: just run */
         if (cfg->mode == FS_MODE_EXEC) die_with_parent(getppid());
         return;

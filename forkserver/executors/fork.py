@@ -23,8 +23,9 @@ AFL_ERRORS = {
     lib.FS_ERROR_SHM_OPEN: "the target could not open a shared memory segment: " + SHM_LIMITS,
     lib.FS_ERROR_SHMAT: "the target could not attach the coverage map: " + SHM_LIMITS,
     lib.FS_ERROR_MMAP: "the target could not mmap the coverage map: check its memory limit (ulimit -v)",
-    32: "the target's CMPLOG instrumentation is older than its afl-fuzz: rebuild it",
-    64: "the target's CMPLOG instrumentation is older than its afl-fuzz: rebuild it",
+    lib.FS_ERROR_OLD_CMPLOG: "the target cannot log comparisons in AFL++'s map (a build without --cmplog, "
+                             "or an AFL++ release whose map it does not know): rebuild it",
+    64: "the target's CMPLOG instrumentation (QEMU/FRIDA) is older than its afl-fuzz: rebuild it",
 }
 
 
