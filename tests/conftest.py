@@ -197,11 +197,14 @@ def tick_map_index(binary: Path) -> int:
 class RawForkServer:
     """The target started by hand with pipes on fds 198 (control) and 199 (status)."""
 
-    def __init__(self, binary: Path, env: dict[str, str], stdin: Path | None = None):
+    def __init__(self, binary: Path, env: dict[str, str], stdin: Path | int | None = None):
+        """stdin: a file to open, or an open fd to share (as afl-fuzz shares its input file's)."""
         ctl_r, self.ctl_w = os.pipe()
         self.st_r, st_w = os.pipe()
         actions = [(os.POSIX_SPAWN_DUP2, ctl_r, FORKSRV_FD), (os.POSIX_SPAWN_DUP2, st_w, FORKSRV_FD + 1)]
-        if stdin is not None:
+        if isinstance(stdin, int):
+            actions.append((os.POSIX_SPAWN_DUP2, stdin, 0))
+        elif stdin is not None:
             actions.append((os.POSIX_SPAWN_OPEN, 0, str(stdin), os.O_RDWR, 0))
         base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         self.pid = os.posix_spawn(str(binary), [str(binary)], {**base, **env}, file_actions=actions, setsid=True)

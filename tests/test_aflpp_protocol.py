@@ -9,7 +9,9 @@ AFLPP_PROTOCOL.md captures them from afl-fuzz 4.04c and 4.22a.
 Debian's afl-fuzz 4.04c driving our builds is tested in test_fuzz.py and test_robustness.py.
 """
 import os
+import select
 import shutil
+import signal
 import struct
 import subprocess
 
@@ -462,3 +464,89 @@ def test_doctor_says_what_works_with_the_installed_afl_fuzz():
     out = cli("doctor").stdout
     assert "afl-fuzz: 4.04c" in out
     assert "afl-fuzz -c: yes, comparison map 4.00c-4.10c" in out and "-c 0" in out, out
+
+
+# ---- snapshot mode under afl-fuzz: crashes and timeouts ----
+
+
+@pytest.fixture(scope="module")
+def afl_snapshot_bins(tmp_path_factory):
+    out = tmp_path_factory.mktemp("afl_snapshot")
+    return {name: build([REPO / "harnesses" / f"{name}.c"], out / name, afl_snapshot=True) for name in ("crash", "hang")}
+
+
+class FakeAflFuzz:
+    """afl-fuzz 4.04c's side of a persistent target, input through a stdin file as
+    afl-fuzz writes it: one open file shared with the target, rewritten and rewound
+    before each run."""
+
+    def __init__(self, binary, tmp_path, env: dict[str, str]):
+        self.cov = SharedMemory(1 << 23)
+        self.fd = os.open(tmp_path / ".cur_input", os.O_RDWR | os.O_CREAT, 0o600)
+        self.server = RawForkServer(binary, {"__AFL_SHM_ID": str(self.cov.id), "__AFL_PERSISTENT": "1", **env},
+                                    stdin=self.fd)
+        hello = self.server.read()
+        assert hello & FS_OPT_ENABLED == FS_OPT_ENABLED and not hello & FS_OPT_SHDMEM_FUZZ, f"{hello:#x}"
+        self.was_killed = 0
+
+    def run(self, data: bytes, timeout: float = 5) -> tuple[int, int]:
+        """(pid, status) of one input; on a timeout, afl-fuzz's SIGKILL to the pid it got."""
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        os.write(self.fd, data)
+        os.ftruncate(self.fd, len(data))
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.cov.array[:16] = 0
+        self.server.write(self.was_killed)
+        pid = self.server.read()
+        ready, _, _ = select.select([self.server.st_r], [], [], timeout)
+        self.was_killed = 0 if ready else 1
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        return pid, self.server.read()
+
+    def close(self):
+        os.close(self.fd)
+        self.server.close()
+        self.cov.close()
+
+
+@pytest.mark.parametrize("direct", ["1", "0"], ids=["runner-answers", "sigstop"])
+def test_afl_fuzz_crash_handling_in_snapshot_mode(afl_snapshot_bins, tmp_path, direct):
+    """A persistent child's statuses: stopped after each input, the same pid until a
+    crash, the crash's signal, then a fresh runner that runs the next input."""
+    fuzz = FakeAflFuzz(afl_snapshot_bins["crash"], tmp_path, {"FORKSERVER_AFL_DIRECT": direct})
+    try:
+        first, status = fuzz.run(b"hello")
+        assert os.WIFSTOPPED(status), hex(status)
+        assert fuzz.cov.array[0] == 1, "the run reached the map"
+        again, status = fuzz.run(b"EXIT3")
+        assert again == first and os.WIFSTOPPED(status), (again, first, hex(status))
+        crashed, status = fuzz.run(b"SEGV")
+        assert crashed == first and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV, hex(status)
+        fresh, status = fuzz.run(b"hello")
+        assert fresh != first and os.WIFSTOPPED(status), (fresh, hex(status))
+        _, status = fuzz.run(b"ABRT")
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGABRT, hex(status)
+        for _ in range(3):
+            assert os.WIFSTOPPED(fuzz.run(b"hello")[1])
+    finally:
+        fuzz.close()
+
+
+@pytest.mark.parametrize("direct", ["1", "0"], ids=["runner-answers", "sigstop"])
+def test_afl_fuzz_timeout_handling_in_snapshot_mode(afl_snapshot_bins, tmp_path, direct):
+    """afl-fuzz kills the pid it was given when an input hangs, still reads a status
+    (SIGKILL's), and says was_killed with the next input, which a new runner runs."""
+    fuzz = FakeAflFuzz(afl_snapshot_bins["hang"], tmp_path, {"FORKSERVER_AFL_DIRECT": direct})
+    try:
+        before, status = fuzz.run(b"hello")
+        assert os.WIFSTOPPED(status)
+        hung, status = fuzz.run(b"HANG", timeout=0.3)
+        assert hung == before and fuzz.was_killed == 1
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, hex(status)
+        after, status = fuzz.run(b"hello")
+        assert after != hung and os.WIFSTOPPED(status) and fuzz.cov.array[0] == 1, (after, hex(status))
+        _, status = fuzz.run(b"SLOW1")
+        assert os.WIFSTOPPED(status)
+    finally:
+        fuzz.close()

@@ -73,6 +73,9 @@
 #define FS_ENV_INPUT_STDIN "FORKSERVER_INPUT_STDIN"
 #define FS_ENV_VERIFY "FORKSERVER_VERIFY_RESTORE"
 #define FS_ENV_DEBUG "FORKSERVER_DEBUG"
+/* snapshot mode under afl-fuzz: "0" makes the runner stop itself after each input
+ * (SIGSTOP, as a persistent child) instead of answering afl-fuzz directly */
+#define FS_ENV_AFL_DIRECT "FORKSERVER_AFL_DIRECT"
 /* the virgin map (a SysV segment of FS_OPT_MAX_MAPSIZE bytes) the runner updates with
  * each input's coverage when fs_control.check_coverage has FS_CHECK_NOVELTY */
 #define FS_ENV_VIRGIN_SHM_ID "FORKSERVER_VIRGIN_SHM_ID"

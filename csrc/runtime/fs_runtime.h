@@ -203,6 +203,7 @@ struct fs_state {
     long runner_pid;            /* the runner's pid: its children inherit is_runner, not the pid */
     int ctl_fd, st_fd;          /* the runner's protocol pipes, moved out of the program's sight */
     int direct;                 /* runner talks to our orchestrator over the control block */
+    volatile uint32_t *afl_exchange; /* runner answers afl-fuzz itself: how far an input's exchange got (FS_EXCHANGE_*) */
     int in_iteration;
     int in_forked_input;        /* fork mode: this process is the child running one input */
     int shm_fuzz_accepted;
@@ -270,6 +271,9 @@ void fs_check_leaks(void);
 
 /* the comparison log, attached by the server; only cmplog builds write it (cmplog.c) */
 extern struct fs_cmplog *fs_cmplog_log;
+
+/* how far a runner that answers afl-fuzz itself got with the current input */
+enum { FS_EXCHANGE_STATUS_SENT, FS_EXCHANGE_CMD_READ, FS_EXCHANGE_PID_SENT };
 
 /* afl-fuzz -c's comparison map (cmplog_aflpp.c, cmplog builds only): its layouts */
 enum { FS_AFLPP_CMPLOG_UNKNOWN = -1, FS_AFLPP_CMPLOG_NONE, FS_AFLPP_CMPLOG_404, FS_AFLPP_CMPLOG_420, FS_AFLPP_CMPLOG_422 };

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
@@ -105,6 +106,19 @@ static void iteration_begin(void) {
         fs_st->input = rec + 4;
         fs_st->input_len = len;
         materialise_input(fs_st->input, len);
+    } else if (fs_st->afl_exchange) {
+        /* afl-fuzz's per-input exchange, answered here (see afl_direct_server_loop) */
+        volatile uint32_t *exchange = fs_st->afl_exchange;
+        if (fs_st->iteration) {
+            if (write_u32(fs_st->st_fd, FS_STATUS_STOPPED)) die_exit(0);
+            *exchange = FS_EXCHANGE_STATUS_SENT;
+            uint32_t was_killed;
+            if (read_u32(fs_st->ctl_fd, &was_killed)) die_exit(0); /* afl-fuzz is gone */
+            *exchange = FS_EXCHANGE_CMD_READ;
+        }
+        if (write_u32(fs_st->st_fd, (uint32_t)fs_st->runner_pid)) die_exit(0);
+        *exchange = FS_EXCHANGE_PID_SENT;
+        take_input_from_fuzz_shm();
     } else {
         /* AFL++ persistent protocol: stop to report the last iteration, wait for SIGCONT. */
         if (fs_st->iteration) fs_raw_syscall(SYS_kill, fs_st->runner_pid, SIGSTOP, 0, 0, 0, 0);
@@ -227,7 +241,7 @@ static void hide_protocol_fds(void) {
 static void become_runner(void) {
     fs_st->is_runner = 1;
     fs_st->runner_pid = fs_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
-    if (fs_st->direct) hide_protocol_fds();
+    if (fs_st->direct || fs_st->afl_exchange) hide_protocol_fds();
     fs_st->materialised_len = (size_t)-1;
     if (fs_st->ctl) {
         fs_st->ctl->runner_pid = (unsigned)getpid();
@@ -348,6 +362,46 @@ static void server_loop(int64_t first_cmd) {
         if (WIFSTOPPED(status)) child_stopped = 1;
         else if (fs_st->cfg.mode == FS_MODE_FORK) rewind_server_fds();
         if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)status)) die_exit(0);
+    }
+}
+
+/* Snapshot mode under afl-fuzz: the runner answers afl-fuzz's per-input exchange
+ * itself (the pid, then a stopped status, as from a persistent child), so that an input
+ * costs two wake-ups where SIGCONT, SIGSTOP and the server's waitpid cost four. The
+ * server stands by in waitpid, and owes afl-fuzz what the runner could not send when
+ * it dies: a crash, afl-fuzz's kill on a timeout, a retirement. A shared word says how
+ * far the runner got with the current input. The next command forks a new runner. */
+static void afl_direct_server_loop(int64_t first_cmd) {
+    volatile uint32_t *exchange = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (exchange == MAP_FAILED) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
+    for (;;) {
+        uint32_t cmd;
+        if (first_cmd >= 0) {
+            first_cmd = -1;
+        } else if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) {
+            die_exit(0);
+        }
+        *exchange = FS_EXCHANGE_CMD_READ;
+        pid_t server = getpid(), runner = fork();
+        if (runner < 0) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
+        if (runner == 0) {
+            die_with_parent(server);
+            fs_st->afl_exchange = exchange;
+            become_runner();
+            return;
+        }
+        int status;
+        while (waitpid(runner, &status, 0) < 0 && errno == EINTR) {}
+        switch (*exchange) {
+        case FS_EXCHANGE_CMD_READ: /* died before its pid went out: send one, afl-fuzz reads it first */
+            if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)runner)) die_exit(0);
+            /* fall through */
+        case FS_EXCHANGE_PID_SENT:
+            if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)status)) die_exit(0);
+            break;
+        default: /* between inputs: nothing owed */
+            break;
+        }
     }
 }
 
@@ -476,5 +530,9 @@ void fs_server_start(void) {
     }
     int n = fs_fds_list(fs_st->server_fds, FS_MAX_FDS);
     fs_st->server_fd_count = n > 0 ? n : 0;
-    server_loop(h.first_cmd);
+    const char *afl_direct = getenv(FS_ENV_AFL_DIRECT);
+    if (cfg->mode == FS_MODE_SNAPSHOT && !fs_st->direct && !(afl_direct && strcmp(afl_direct, "0") == 0))
+        afl_direct_server_loop(h.first_cmd);
+    else
+        server_loop(h.first_cmd);
 }
