@@ -273,7 +273,7 @@ void fs_check_leaks(void);
 extern struct fs_cmplog *fs_cmplog_log;
 
 /* how far a runner that answers afl-fuzz itself got with the current input */
-enum { FS_EXCHANGE_STATUS_SENT, FS_EXCHANGE_CMD_READ, FS_EXCHANGE_PID_SENT };
+enum { FS_EXCHANGE_CMD_READ, FS_EXCHANGE_PID_SENT, FS_EXCHANGE_PID_AHEAD };
 
 /* afl-fuzz -c's comparison map (cmplog_aflpp.c, cmplog builds only): its layouts */
 enum { FS_AFLPP_CMPLOG_UNKNOWN = -1, FS_AFLPP_CMPLOG_NONE, FS_AFLPP_CMPLOG_404, FS_AFLPP_CMPLOG_420, FS_AFLPP_CMPLOG_422 };

@@ -110,13 +110,17 @@ static void iteration_begin(void) {
         /* afl-fuzz's per-input exchange, answered here (see afl_direct_server_loop) */
         volatile uint32_t *exchange = fs_st->afl_exchange;
         if (fs_st->iteration) {
-            if (write_u32(fs_st->st_fd, FS_STATUS_STOPPED)) die_exit(0);
-            *exchange = FS_EXCHANGE_STATUS_SENT;
+            /* this input's status and, ahead of its command, the next input's pid: one
+             * write, and afl-fuzz finds the pid waiting when it sends the command */
+            uint32_t words[2] = {FS_STATUS_STOPPED, (uint32_t)fs_st->runner_pid};
+            if (fs_raw_syscall(SYS_write, fs_st->st_fd, (long)words, sizeof words, 0, 0, 0) != sizeof words)
+                die_exit(0);
+            *exchange = FS_EXCHANGE_PID_AHEAD;
             uint32_t was_killed;
             if (read_u32(fs_st->ctl_fd, &was_killed)) die_exit(0); /* afl-fuzz is gone */
-            *exchange = FS_EXCHANGE_CMD_READ;
+        } else {
+            if (write_u32(fs_st->st_fd, (uint32_t)fs_st->runner_pid)) die_exit(0);
         }
-        if (write_u32(fs_st->st_fd, (uint32_t)fs_st->runner_pid)) die_exit(0);
         *exchange = FS_EXCHANGE_PID_SENT;
         take_input_from_fuzz_shm();
     } else {
@@ -370,7 +374,10 @@ static void server_loop(int64_t first_cmd) {
  * costs two wake-ups where SIGCONT, SIGSTOP and the server's waitpid cost four. The
  * server stands by in waitpid, and owes afl-fuzz what the runner could not send when
  * it dies: a crash, afl-fuzz's kill on a timeout, a retirement. A shared word says how
- * far the runner got with the current input. The next command forks a new runner. */
+ * far the runner got with the current input. The next command forks a new runner.
+ * After an input the runner sends its pid for the next one with the status, before
+ * the command: afl-fuzz does not wait for it, and a runner that dies before reading
+ * that command leaves the server to read it and answer with the death's status. */
 static void afl_direct_server_loop(int64_t first_cmd) {
     volatile uint32_t *exchange = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (exchange == MAP_FAILED) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
@@ -393,15 +400,14 @@ static void afl_direct_server_loop(int64_t first_cmd) {
         int status;
         while (waitpid(runner, &status, 0) < 0 && errno == EINTR) {}
         switch (*exchange) {
+        case FS_EXCHANGE_PID_AHEAD: /* the pid of a command it did not read: that command is answered here */
+            if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) die_exit(0);
+            break;
         case FS_EXCHANGE_CMD_READ: /* died before its pid went out: send one, afl-fuzz reads it first */
             if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)runner)) die_exit(0);
-            /* fall through */
-        case FS_EXCHANGE_PID_SENT:
-            if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)status)) die_exit(0);
-            break;
-        default: /* between inputs: nothing owed */
             break;
         }
+        if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)status)) die_exit(0);
     }
 }
 
