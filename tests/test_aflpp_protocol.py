@@ -550,3 +550,20 @@ def test_afl_fuzz_timeout_handling_in_snapshot_mode(afl_snapshot_bins, tmp_path,
         assert os.WIFSTOPPED(status)
     finally:
         fuzz.close()
+
+
+@pytest.mark.parametrize("direct", ["1", "0"], ids=["runner-answers", "sigstop"])
+def test_a_runner_killed_between_inputs_answers_the_next_one_as_killed(afl_snapshot_bins, tmp_path, direct):
+    """Killed while waiting for afl-fuzz (by something else): the next input gets the
+    dead runner's pid and its SIGKILL, and the one after runs in a new runner."""
+    fuzz = FakeAflFuzz(afl_snapshot_bins["crash"], tmp_path, {"FORKSERVER_AFL_DIRECT": direct})
+    try:
+        runner, status = fuzz.run(b"hello")
+        assert os.WIFSTOPPED(status)
+        os.kill(runner, signal.SIGKILL)
+        same, status = fuzz.run(b"hello")
+        assert same == runner and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, hex(status)
+        fresh, status = fuzz.run(b"hello")
+        assert fresh != runner and os.WIFSTOPPED(status), (fresh, hex(status))
+    finally:
+        fuzz.close()

@@ -274,6 +274,7 @@ extern struct fs_cmplog *fs_cmplog_log;
 
 /* how far a runner that answers afl-fuzz itself got with the current input */
 enum { FS_EXCHANGE_CMD_READ, FS_EXCHANGE_PID_SENT, FS_EXCHANGE_PID_AHEAD };
+#define FS_EXCHANGE_NO_CMD 0xffffffffu /* afl-fuzz's commands are 0 and 1 */
 
 /* afl-fuzz -c's comparison map (cmplog_aflpp.c, cmplog builds only): its layouts */
 enum { FS_AFLPP_CMPLOG_UNKNOWN = -1, FS_AFLPP_CMPLOG_NONE, FS_AFLPP_CMPLOG_404, FS_AFLPP_CMPLOG_420, FS_AFLPP_CMPLOG_422 };

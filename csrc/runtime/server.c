@@ -115,9 +115,11 @@ static void iteration_begin(void) {
             uint32_t words[2] = {FS_STATUS_STOPPED, (uint32_t)fs_st->runner_pid};
             if (fs_raw_syscall(SYS_write, fs_st->st_fd, (long)words, sizeof words, 0, 0, 0) != sizeof words)
                 die_exit(0);
+            /* read into the shared page: a runner killed as the command arrives may still
+             * take it, and the server must know whether it did */
+            exchange[1] = FS_EXCHANGE_NO_CMD;
             *exchange = FS_EXCHANGE_PID_AHEAD;
-            uint32_t was_killed;
-            if (read_u32(fs_st->ctl_fd, &was_killed)) die_exit(0); /* afl-fuzz is gone */
+            if (read_u32(fs_st->ctl_fd, (uint32_t *)&exchange[1])) die_exit(0); /* afl-fuzz is gone */
         } else {
             if (write_u32(fs_st->st_fd, (uint32_t)fs_st->runner_pid)) die_exit(0);
         }
@@ -377,7 +379,10 @@ static void server_loop(int64_t first_cmd) {
  * far the runner got with the current input. The next command forks a new runner.
  * After an input the runner sends its pid for the next one with the status, before
  * the command: afl-fuzz does not wait for it, and a runner that dies before reading
- * that command leaves the server to read it and answer with the death's status. */
+ * that command leaves the server to read it and answer with the death's status. (A
+ * runner killed from outside in the few instructions between a pipe operation and the
+ * shared word's update would leave the two out of step; afl-fuzz kills only a runner
+ * that is running an input.) */
 static void afl_direct_server_loop(int64_t first_cmd) {
     volatile uint32_t *exchange = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (exchange == MAP_FAILED) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
@@ -400,8 +405,8 @@ static void afl_direct_server_loop(int64_t first_cmd) {
         int status;
         while (waitpid(runner, &status, 0) < 0 && errno == EINTR) {}
         switch (*exchange) {
-        case FS_EXCHANGE_PID_AHEAD: /* the pid of a command it did not read: that command is answered here */
-            if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) die_exit(0);
+        case FS_EXCHANGE_PID_AHEAD: /* the pid of a command it may not have read: that command is answered here */
+            if (exchange[1] == FS_EXCHANGE_NO_CMD && read_u32(FS_FORKSRV_CTL_FD, &cmd)) die_exit(0);
             break;
         case FS_EXCHANGE_CMD_READ: /* died before its pid went out: send one, afl-fuzz reads it first */
             if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)runner)) die_exit(0);
