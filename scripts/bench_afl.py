@@ -6,14 +6,16 @@ Two comparisons, each on one harness:
               (fork mode), and `forkserver bench` fork and snapshot modes (driving our
               build, and the afl-clang-fast build as an extra row);
   ini_parser  no reset vs full reset: afl-fuzz on an afl-clang-fast persistent-mode build
-              (scripts/afl/ini_parser_persistent.c), afl-fuzz on our build in snapshot mode
-              (FORKSERVER_MODE=snapshot: to afl-fuzz it looks like persistent mode), and
-              `forkserver bench` snapshot mode.
+              (scripts/afl/ini_parser_persistent.c), afl-fuzz on our `build --afl-snapshot`
+              build (snapshot mode, the runner answering afl-fuzz; to afl-fuzz it is a
+              persistent target), the same with FORKSERVER_AFL_DIRECT=0 (the runner
+              stopped and continued by the server), and `forkserver bench` snapshot mode.
 Every afl-fuzz run lasts --seconds (-V) and runs twice: with afl-fuzz's default CPU
-binding and with AFL_NO_AFFINITY=1. exec/s is execs_per_sec from fuzzer_stats.
+binding and with AFL_NO_AFFINITY=1; --rounds repeats them (the ratios are per round,
+then their median). exec/s is execs_per_sec from fuzzer_stats, with its stability.
 
-Usage: scripts/bench_afl.py [--seconds 20] [--bench-seconds 2] [--trials 3]
-                            [--workdir DIR] [--json F]
+Usage: scripts/bench_afl.py [--seconds 20] [--bench-seconds 2] [--trials 3] [--rounds 1]
+                            [--parts maze,ini,bench] [--workdir DIR] [--json F]
 Needs afl-fuzz and afl-clang-fast (apt-get install afl++) and an installed forkserver.
 """
 import argparse
@@ -21,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,6 +62,7 @@ def build_targets(work: Path) -> dict[str, Path]:
         "maze.fs": work / "maze.fs",
         "ini_parser.afl-persistent": work / "ini_parser.afl-persistent",
         "ini_parser.fs": work / "ini_parser.fs",
+        "ini_parser.fs-snapshot": work / "ini_parser.fs-snapshot",
     }
     afl_cc = ["afl-clang-fast", "-O2", "-g", f"-I{SHIM_DIR}"]  # the shim header replaces forkserver.h
     run(afl_cc + [ROOT / "harnesses/maze.c", "-o", out["maze.afl"]])
@@ -66,6 +70,7 @@ def build_targets(work: Path) -> dict[str, Path]:
                   "-o", out["ini_parser.afl-persistent"]])
     run(["forkserver", "build", ROOT / "harnesses/maze.c", "-o", out["maze.fs"]])
     run(["forkserver", "build", ROOT / "harnesses/ini_parser.c", "-o", out["ini_parser.fs"]])
+    run(["forkserver", "build", "--afl-snapshot", ROOT / "harnesses/ini_parser.c", "-o", out["ini_parser.fs-snapshot"]])
     return out
 
 
@@ -109,6 +114,7 @@ def afl_fuzz(binary: Path, corpus: Path, seconds: int, work: Path, extra_env: di
         "execs_done": int(stats.get("execs_done", "0")),
         "run_time_s": int(stats.get("run_time", "0") or 0),
         "saved_crashes": int(stats.get("saved_crashes", stats.get("unique_crashes", "0")) or 0),
+        "stability": stats.get("stability"),
         "bound_core": bound,
         "command": " ".join([f"{k}={v}" for k, v in sorted(extra_env.items())]
                             + (["AFL_NO_AFFINITY=1"] if no_affinity else []) + cmd),
@@ -125,22 +131,29 @@ def forkserver_bench(binary_source: Path, corpus: Path, afl_binary: Path, args, 
 
 
 def afl_rows(targets: dict[str, Path], args, work: Path) -> list[dict]:
-    """Every afl-fuzz run: 4 target setups, each with default binding and AFL_NO_AFFINITY=1."""
-    setups = [
-        ("maze", "afl-clang-fast", "fork server", targets["maze.afl"], {}),
-        ("maze", "forkserver runtime", "fork", targets["maze.fs"], {}),
-        ("ini_parser", "afl-clang-fast", "persistent (__AFL_LOOP 10000)", targets["ini_parser.afl-persistent"], {}),
-        ("ini_parser", "forkserver runtime", "snapshot/pagemap-scan", targets["ini_parser.fs"], SNAPSHOT_ENV),
-    ]
+    """Every afl-fuzz run: the setups of --parts, each with default binding and
+    AFL_NO_AFFINITY=1, --rounds times."""
+    setups = []
+    if "maze" in args.parts:
+        setups += [("maze", "afl-clang-fast", "fork server", targets["maze.afl"], {}),
+                   ("maze", "forkserver runtime", "fork", targets["maze.fs"], {})]
+    if "ini" in args.parts:
+        snapshot = targets["ini_parser.fs-snapshot"]
+        setups += [("ini_parser", "afl-clang-fast", "persistent (__AFL_LOOP 10000)",
+                    targets["ini_parser.afl-persistent"], {}),
+                   ("ini_parser", "forkserver runtime", "snapshot (--afl-snapshot)", snapshot, {}),
+                   ("ini_parser", "forkserver runtime", "snapshot, FORKSERVER_AFL_DIRECT=0", snapshot,
+                    {"FORKSERVER_AFL_DIRECT": "0"})]
     rows = []
-    for harness, build, mode, binary, env in setups:
-        for no_affinity in (False, True):
-            label = f"{harness} {build} {mode} {'AFL_NO_AFFINITY=1' if no_affinity else 'bound'}"
-            log(f"afl-fuzz {label} for {args.seconds}s")
-            res = afl_fuzz(binary, ROOT / "corpora" / harness, args.seconds, work, env, no_affinity)
-            rows.append({"harness": harness, "build": build, "mode": mode, "driver": "afl-fuzz",
-                         "affinity": "AFL_NO_AFFINITY=1" if no_affinity else "afl-fuzz binds a free core", **res})
-            log(f"  -> {res.get('execs_per_sec', res.get('error'))}")
+    for round_no in range(1, args.rounds + 1):
+        for harness, build, mode, binary, env in setups:
+            for no_affinity in (False, True):
+                label = f"{harness} {build} {mode} {'AFL_NO_AFFINITY=1' if no_affinity else 'bound'}"
+                log(f"round {round_no}: afl-fuzz {label} for {args.seconds}s")
+                res = afl_fuzz(binary, ROOT / "corpora" / harness, args.seconds, work, env, no_affinity)
+                rows.append({"harness": harness, "build": build, "mode": mode, "driver": "afl-fuzz", "round": round_no,
+                             "affinity": "AFL_NO_AFFINITY=1" if no_affinity else "afl-fuzz binds a free core", **res})
+                log(f"  -> {res.get('execs_per_sec', res.get('error'))} (stability {res.get('stability')})")
     return rows
 
 
@@ -161,12 +174,13 @@ def bench_rows(targets: dict[str, Path], args, work: Path) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     """The side-by-side table."""
-    headers = ["harness", "build", "mode", "driver", "affinity", "exec/s"]
-    lines = [[r["harness"], r["build"], r["mode"], r["driver"], r["affinity"],
-              f"{r['execs_per_sec']:,.0f}" if r.get("execs_per_sec") is not None else "error (below)"]
+    headers = ["harness", "build", "mode", "driver", "affinity", "round", "exec/s", "stability"]
+    lines = [[r["harness"], r["build"], r["mode"], r["driver"], r["affinity"], str(r.get("round", "")),
+              f"{r['execs_per_sec']:,.0f}" if r.get("execs_per_sec") is not None else "error (below)",
+              r.get("stability") or ""]
              for r in rows]
     widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(headers)]
-    fmt = lambda cells: "  ".join(c.rjust(w) if i == 5 else c.ljust(w)  # noqa: E731
+    fmt = lambda cells: "  ".join(c.rjust(w) if i >= 5 else c.ljust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(x) for x in lines])
 
@@ -187,14 +201,21 @@ def ratios(rows: list[dict]) -> list[str]:
                     mode="snapshot/pagemap-scan")
     ours_bench = pick(rows, harness="ini_parser", build="forkserver runtime", driver="forkserver bench",
                       mode="snapshot/pagemap-scan")
+    rounds = sorted({r["round"] for r in rows if r.get("round")})
     for affinity, name in (("afl-fuzz binds a free core", "bound"), ("AFL_NO_AFFINITY=1", "AFL_NO_AFFINITY=1")):
+        per_round = {}
+        for mode in ("snapshot (--afl-snapshot)", "snapshot, FORKSERVER_AFL_DIRECT=0"):
+            per_round[mode] = [ours / afl for ours, afl in (
+                (pick(rows, harness="ini_parser", mode=mode, affinity=affinity, round=n),
+                 pick(rows, harness="ini_parser", build="afl-clang-fast", affinity=affinity, round=n))
+                for n in rounds) if ours and afl]
+        for mode, values in per_round.items():
+            if values:
+                out.append(f"ini_parser, both under afl-fuzz ({name}): our {mode} / AFL++ persistent = "
+                           f"{statistics.median(values):.2f}x median of {len(values)} "
+                           f"({', '.join(f'{v:.2f}x' for v in values)}) (goal >= 1x)")
         afl_persistent = pick(rows, harness="ini_parser", build="afl-clang-fast", driver="afl-fuzz", affinity=affinity)
-        ours_under_afl = pick(rows, harness="ini_parser", build="forkserver runtime", driver="afl-fuzz",
-                              affinity=affinity)
         afl_fork = pick(rows, harness="maze", build="afl-clang-fast", driver="afl-fuzz", affinity=affinity)
-        if afl_persistent and ours_under_afl:
-            out.append(f"ini_parser, both under afl-fuzz ({name}): our snapshot / AFL++ persistent = "
-                       f"{ours_under_afl / afl_persistent:.2f}x (goal >= 1x)")
         if afl_persistent and ours_bench:
             out.append(f"ini_parser: forkserver bench snapshot / afl-fuzz ({name}) on AFL++ persistent = "
                        f"{ours_bench / afl_persistent:.2f}x")
@@ -213,7 +234,11 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3, help="forkserver bench trials")
     parser.add_argument("--workdir", help="where builds and afl-fuzz output go (default: a temp dir, removed)")
     parser.add_argument("--json", help="write every row as JSON here")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the afl-fuzz runs this many times")
+    parser.add_argument("--parts", default="maze,ini,bench",
+                        help="comma-separated: maze, ini (the afl-fuzz runs), bench (forkserver bench rows)")
     args = parser.parse_args()
+    args.parts = set(args.parts.split(","))
     for tool in ("afl-fuzz", "afl-clang-fast", "forkserver"):
         if not shutil.which(tool):
             raise SystemExit(f"bench_afl: {tool} not found (apt-get install afl++; pip install -e .)")
@@ -222,11 +247,11 @@ def main() -> int:
     try:
         log(f"building into {work}")
         targets = build_targets(work)
-        rows = afl_rows(targets, args, work) + bench_rows(targets, args, work)
+        rows = afl_rows(targets, args, work) + (bench_rows(targets, args, work) if "bench" in args.parts else [])
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    rows.sort(key=lambda r: (r["harness"] != "maze", r["build"], r["driver"]))
+    rows.sort(key=lambda r: (r["harness"] != "maze", r.get("round", 0), r["build"], r["driver"]))
     print(table(rows))
     for r in rows:
         if r.get("error"):
@@ -236,6 +261,7 @@ def main() -> int:
     if args.json:
         meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "kernel": os.uname().release,
                 "afl_fuzz_seconds": args.seconds, "bench_seconds": args.bench_seconds, "trials": args.trials,
+                "rounds": args.rounds, "parts": sorted(args.parts),
                 "command_line": " ".join(sys.argv)}
         Path(args.json).write_text(json.dumps({**meta, "rows": rows, "ratios": ratios(rows)}, indent=2) + "\n")
     return 0

@@ -51,6 +51,7 @@ COVERAGE = ["tests/test_coverage.py"]
 PROBE = ["tests/test_snapshot.py", "-k", "process_state or restore_probe"]
 STATE = ["tests/test_restore_state.py", "-k", "every_piece"]
 SPARSE = ["tests/test_zoo.py", "-k", "snapshot_matches_fork and sparse_reserve"]
+AFLPP = ["tests/test_aflpp_protocol.py"]
 MATRIX_SMALL = ["tests/test_snapshot.py", "-k", "matches_fork and (maze or leaky or crash) and not gcc and not hang"]
 
 
@@ -82,12 +83,12 @@ FAULTS = [
     Fault("map0-fork-child", "csrc/runtime/server.c", "take_input_from_fuzz_shm();\n                    fs_map[0] = 1;",
           "take_input_from_fuzz_shm();", COVERAGE, "a fork-mode child does not set the 'ran' byte"),
     # ---- protocol ----
-    Fault("hello-mapsize", "csrc/runtime/server.c", "FS_OPT_ENABLED | FS_OPT_MAPSIZE | ((fs_map_size - 1) << 1)",
-          "FS_OPT_ENABLED | ((fs_map_size - 1) << 1)",
+    Fault("hello-mapsize", "csrc/runtime/server.c", "hello |= FS_OPT_MAPSIZE | ((fs_map_size - 1) << 1);",
+          "hello |= ((fs_map_size - 1) << 1);",
           COVERAGE + ["tests/test_fork.py::test_afl_fuzz_drives_an_afl_snapshot_build_in_snapshot_mode"],
           "the hello word leaves out the MAPSIZE option"),
     Fault("shdmem-reply-ignored", "csrc/runtime/server.c",
-          "(reply & FS_OPT_SHDMEM_FUZZ)) attach_fuzz_shm();", "(reply & FS_OPT_SHDMEM_FUZZ)) (void)0;",
+          "(reply & FS_OPT_SHDMEM_FUZZ)) attach_fuzz_shm(0);", "(reply & FS_OPT_SHDMEM_FUZZ)) (void)0;",
           COVERAGE, "the fuzzer's yes to the test-case buffer is ignored"),
     Fault("batch-timeout", "csrc/host/fs_host.c", "if (completed != last_completed && !res->timed_out) {",
           "if (0 && completed != last_completed && !res->timed_out) {",
@@ -253,6 +254,33 @@ FAULTS = [
           "the runtime's own string comparisons (after an input's mmap) are logged as the program's"),
     Fault("cmplog-while-disabled", "csrc/runtime/cmplog.c", "if (!log || !log->enabled) return 0;",
           "if (!log) return 0;", ["tests/test_cmplog.py"], "comparisons are logged while logging is off"),
+    Fault("new-error-word-ignored", "forkserver/executors/fork.py",
+          "if (hello & 0xFFFF0000) == lib.FS_NEW_ERROR:", "if False:",
+          AFLPP + ["-k", "error_code"], "an AFL++ 4.20c error word is read as an old options word"),
+    Fault("map-never-doubled", "forkserver/mapsize.py", "return capacity * 2 if capacity < BLIND_LIMIT else None",
+          "return None", AFLPP + ["-k", "16_mib"],
+          "a target that dumps too small a map size (AFL++ 4.04c, late guards) gets no larger map"),
+    Fault("reported-map-size-trusted", "forkserver/executors/fork.py",
+          "            if self.map_size > self.map_capacity:\n                raise MapTooSmall(self.map_size)\n", "",
+          AFLPP + ["-k", "16_mib"], "a map size from the new handshake larger than the shared map is taken as is"),
+    Fault("old-fuzzer-command-dropped", "csrc/runtime/server.c", "h.first_cmd = reply;", "h.first_cmd = -1;",
+          AFLPP + ["-k", "old_afl_fuzz"], "the new hello's fallback loses an old afl-fuzz's first run command"),
+    Fault("no-newcmplog-bit", "csrc/runtime/server.c", "if (aflpp_cmplog == FS_AFLPP_CMPLOG_404) hello |= FS_OPT_NEWCMPLOG;",
+          "", AFLPP + ["-k", "cmplog"], "afl-fuzz 4.04c -c is not told the CMPLOG instance logs in its map"),
+    Fault("cmplog-404-wrong-type", "csrc/runtime/cmplog_aflpp.c", "hit = NEXT_HIT(h, 1, shape) & (CMP_MAP_H - 1);",
+          "hit = NEXT_HIT(h, 2, shape) & (CMP_MAP_H - 1);", AFLPP + ["-k", "layout"],
+          "integer comparisons land in AFL++ 4.04c's map as string comparisons"),
+    Fault("cmplog-422-operand-order", "csrc/runtime/cmplog_aflpp.c",
+          "struct ints_422 { uint64_t v0, v0_128, v0_256[2], v1,", "struct ints_422 { uint64_t v0, v1, v0_256[2], v0_128,",
+          AFLPP + ["-k", "layout"], "4.22a's operands are written in 4.04c's order"),
+    Fault("direct-crash-status-lost", "csrc/runtime/server.c",
+          "            break;\n        }\n        if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)status)) die_exit(0);",
+          "            break;\n        }\n        if (*exchange != FS_EXCHANGE_PID_SENT && write_u32(FS_FORKSRV_ST_FD, (uint32_t)status)) die_exit(0);",
+          AFLPP + ["-k", "snapshot_mode and runner"], "a runner answering afl-fuzz dies in an input: no status reaches afl-fuzz"),
+    Fault("direct-taken-command-read-again", "csrc/runtime/server.c",
+          "if (exchange[1] == FS_EXCHANGE_NO_CMD && read_u32(FS_FORKSRV_CTL_FD, &cmd))",
+          "if (read_u32(FS_FORKSRV_CTL_FD, &cmd))", AFLPP + ["-k", "killed_between and runner"],
+          "the server waits for a command a killed runner already took"),
     Fault("i2s-one-form", "forkserver/input_to_state.py", "repl = encode(target, cmp.size, form)",
           "repl = encode(target, cmp.size, \"le\")", ["tests/test_input_to_state.py"],
           "the replacement is written little endian whatever form the operand was found in"),
