@@ -27,6 +27,8 @@
 #define FS_ERROR_MMAP 16
 /* afl-fuzz -c ran a program that cannot log comparisons in its map */
 #define FS_ERROR_OLD_CMPLOG 32
+/* ... the same, for AFL++'s QEMU and FRIDA loaders */
+#define FS_ERROR_OLD_CMPLOG_QEMU 64
 
 /* new handshake (AFL++ 4.20c and later): the fuzzer answers the hello with its complement */
 #define FS_NEW_HELLO 0x41464c01

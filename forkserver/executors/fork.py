@@ -25,7 +25,7 @@ AFL_ERRORS = {
     lib.FS_ERROR_MMAP: "the target could not mmap the coverage map: check its memory limit (ulimit -v)",
     lib.FS_ERROR_OLD_CMPLOG: "the target cannot log comparisons in AFL++'s map (a build without --cmplog, "
                              "or an AFL++ release whose map it does not know): rebuild it",
-    64: "the target's CMPLOG instrumentation (QEMU/FRIDA) is older than its afl-fuzz: rebuild it",
+    lib.FS_ERROR_OLD_CMPLOG_QEMU: "the target's CMPLOG loader (QEMU/FRIDA) is older than its afl-fuzz: update it",
 }
 
 
