@@ -281,6 +281,8 @@ FAULTS = [
           "if (exchange[1] == FS_EXCHANGE_NO_CMD && read_u32(FS_FORKSRV_CTL_FD, &cmd))",
           "if (read_u32(FS_FORKSRV_CTL_FD, &cmd))", AFLPP + ["-k", "killed_between and runner"],
           "the server waits for a command a killed runner already took"),
+    Fault("private-map-not-grown", "csrc/runtime/coverage.c", "    grow_private_map(fs_map_size);\n", "",
+          AFLPP + ["-k", "private_map"], "a build run on its own keeps an 8 MiB map past its 8 MiB of guards"),
     Fault("i2s-one-form", "forkserver/input_to_state.py", "repl = encode(target, cmp.size, form)",
           "repl = encode(target, cmp.size, \"le\")", ["tests/test_input_to_state.py"],
           "the replacement is written little endian whatever form the operand was found in"),

@@ -567,3 +567,18 @@ def test_a_runner_killed_between_inputs_answers_the_next_one_as_killed(afl_snaps
         assert fresh != runner and os.WIFSTOPPED(status), (fresh, hex(status))
     finally:
         fuzz.close()
+
+
+def test_a_build_run_on_its_own_grows_its_private_map_with_its_guards(huge_maps):
+    """No fuzzer: the runtime's own map follows the guards (16 MiB here, from 8 MiB),
+    and fits under a 1 GiB address-space limit, where reserving for any guard number
+    would not."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    for data in (b"Z", b"a"):
+        proc = subprocess.run([str(huge_maps["ours"])], input=data, capture_output=True, timeout=30,
+                              preexec_fn=limit)
+        assert proc.returncode == 0, (data, proc.returncode, proc.stderr[-500:])

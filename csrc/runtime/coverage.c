@@ -1,4 +1,5 @@
 /* Coverage callbacks (clang trace-pc-guard, gcc trace-pc) and the coverage map. */
+#define _GNU_SOURCE
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -33,9 +34,9 @@ static void attach_map(void) {
         map_capacity = shmctl(fs_st->cfg.shm_id, IPC_STAT, &ds) == 0 ? ds.shm_segsz : FS_MAP_SIZE_DEFAULT;
         fs_map = p;
     } else {
-        /* No fuzzer: a private map, large enough for any guard number (a u32), reserved
-         * and not populated until hit, excluded from snapshots. */
-        map_capacity = (size_t)UINT32_MAX + 1;
+        /* No fuzzer: a private map, excluded from snapshots; grown with the guards
+         * (grow_private_map) */
+        map_capacity = FS_OPT_MAX_MAPSIZE;
         void *p = mmap(NULL, map_capacity, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) _exit(FS_ERR_EXIT_BASE + FS_ERROR_MMAP);
@@ -44,6 +45,24 @@ static void attach_map(void) {
     }
 }
 
+
+static int map_is_private(void) { return map_attached && fs_st->cfg.shm_id < 0; }
+
+/* A private map as large as the guards number (a constructor or a dlopen can add
+ * millions): moved where it fits, as nothing else holds its address. */
+static void grow_private_map(size_t needed) {
+    if (!map_is_private() || needed <= map_capacity) return;
+    size_t capacity = map_capacity;
+    while (capacity < needed) capacity *= 2;
+    void *p = mremap(fs_map, map_capacity, capacity, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) {
+        FS_PWARN("cannot grow the coverage map to %zu bytes", capacity);
+        _exit(FS_ERR_EXIT_BASE + FS_ERROR_MMAP);
+    }
+    fs_own_memory_moved(fs_map, p, capacity);
+    fs_map = p;
+    map_capacity = capacity;
+}
 
 uint32_t fs_coverage_map_size(void) {
     uint32_t size = guard_count ? guard_count + 1 : FS_MAP_SIZE_DEFAULT;
@@ -58,6 +77,7 @@ void __sanitizer_cov_trace_pc_guard_init(uint32_t *start, uint32_t *stop) {
     fs_runtime_init();
     for (uint32_t *g = start; g < stop; g++) *g = ++guard_count;
     fs_map_size = fs_coverage_map_size();
+    grow_private_map(fs_map_size);
 }
 
 void __sanitizer_cov_trace_pc_guard(uint32_t *guard) {

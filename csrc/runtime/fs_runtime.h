@@ -265,6 +265,7 @@ int fs_coverage_novelty(unsigned char *virgin);
 void fs_runtime_init(void);
 /* Each part of the runtime that maps memory for itself registers it here. */
 void fs_own_memory_add(const void *start, size_t len);
+void fs_own_memory_moved(const void *old, const void *start, size_t len);
 uint64_t fs_now_ns(void);
 int fs_move_fd_high(int fd);
 void fs_check_leaks(void);

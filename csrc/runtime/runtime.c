@@ -77,6 +77,17 @@ void fs_own_memory_add(const void *start, size_t len) {
     m->end = (uintptr_t)start + len;
 }
 
+/* The runtime's mapping at old moved to start (mremap), now len bytes long. */
+void fs_own_memory_moved(const void *old, const void *start, size_t len) {
+    for (int i = 0; i < fs_st->own_memory_count; i++)
+        if (fs_st->own_memory[i].start == (uintptr_t)old) {
+            fs_st->own_memory[i].start = (uintptr_t)start;
+            fs_st->own_memory[i].end = (uintptr_t)start + len;
+            return;
+        }
+    fs_own_memory_add(start, len);
+}
+
 /* Mutable runtime state lives in its own mapping so that no restore rolls it back. */
 void fs_runtime_init(void) {
     if (fs_st) return;
