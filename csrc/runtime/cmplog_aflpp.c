@@ -49,26 +49,48 @@ struct bytes_404 { uint8_t v0[31], v0_len, v1[31], v1_len; } __attribute__((pack
 struct bytes_420 { uint8_t v0[32], v0_len, v1[32], v1_len; } __attribute__((packed));
 struct bytes_422 { uint8_t v0[32], v1[32], v0_len, v1_len, unused[6]; } __attribute__((packed));
 
-#define MAP_SIZE(header, ints) (CMP_MAP_W * sizeof(struct header) + (size_t)CMP_MAP_W * CMP_MAP_H * sizeof(struct ints))
-
 _Static_assert(sizeof(struct header_404) == 8 && sizeof(struct header_420) == 2, "AFL++ header sizes");
 _Static_assert(sizeof(struct ints_404) == 32 && sizeof(struct ints_420) == 42 && sizeof(struct ints_422) == 72,
                "AFL++ operand sizes");
 _Static_assert(sizeof(struct bytes_404) == 64 && sizeof(struct bytes_420) == 66 && sizeof(struct bytes_422) == 72,
                "AFL++ string operand sizes");
 
+/* What differs between the layouts, for what we write: the header, where v1 sits in
+ * an integer slot, and a string slot's shape. v0 is always at a slot's start. */
+struct layout {
+    int id;              /* FS_AFLPP_CMPLOG_* */
+    size_t header_size;  /* sizeof struct header_404 or header_420 */
+    unsigned ins, rtn;   /* the header's type values */
+    size_t slot_size, v1_at;
+    size_t fn_size, fn_v1_at, fn_v0_len_at, fn_v1_len_at, fn_cap;
+    unsigned fn_slots;
+};
+
+#define FN(type) sizeof(struct type), offsetof(struct type, v1), offsetof(struct type, v0_len), \
+                 offsetof(struct type, v1_len), sizeof(((struct type *)0)->v0)
+static const struct layout layouts[] = {
+    {FS_AFLPP_CMPLOG_404, sizeof(struct header_404), 1, 2, sizeof(struct ints_404), offsetof(struct ints_404, v1),
+     FN(bytes_404), CMP_MAP_H / 4},
+    {FS_AFLPP_CMPLOG_420, sizeof(struct header_420), 0, 1, sizeof(struct ints_420), offsetof(struct ints_420, v1),
+     FN(bytes_420), CMP_MAP_H / 2},
+    {FS_AFLPP_CMPLOG_422, sizeof(struct header_420), 0, 1, sizeof(struct ints_422), offsetof(struct ints_422, v1),
+     FN(bytes_422), CMP_MAP_H / 2},
+};
+
 unsigned char *fs_aflpp_cmp_map; /* the segment; NULL when afl-fuzz did not give one */
-static int layout;           /* FS_AFLPP_CMPLOG_* */
+static const struct layout *lay; /* its layout */
 
-/* ---- one layout's view: where key k's header and slot i are ---- */
+static size_t map_size(const struct layout *l) {
+    return CMP_MAP_W * l->header_size + (size_t)CMP_MAP_W * CMP_MAP_H * l->slot_size;
+}
 
-static unsigned char *slot(unsigned k, unsigned i, size_t header_size, size_t slot_size) {
-    return fs_aflpp_cmp_map + CMP_MAP_W * header_size + ((size_t)k * CMP_MAP_H) * slot_size + (size_t)i * slot_size;
+/* Key k's slots: CMP_MAP_H integer slots, or the same bytes as string slots. */
+static unsigned char *row(unsigned k) {
+    return fs_aflpp_cmp_map + CMP_MAP_W * lay->header_size + (size_t)k * CMP_MAP_H * lay->slot_size;
 }
 
 /* The header's next slot for a comparison of kind type (INS or RTN); a key that last
- * held the other kind starts over. Returns the slot number (hits, wrapped by the
- * caller), and keeps the widest shape. */
+ * held the other kind starts over. Keeps the widest shape. */
 #define NEXT_HIT(h, type_value, shape_value)                                              \
     ({                                                                                    \
         unsigned hit_;                                                                    \
@@ -84,6 +106,20 @@ static unsigned char *slot(unsigned k, unsigned i, size_t header_size, size_t sl
         hit_;                                                                             \
     })
 
+/* The slot number to write (not yet wrapped); attribute < 0 leaves it as it is. */
+static unsigned next_hit(unsigned k, unsigned type, unsigned shape, int attribute) {
+    if (lay->header_size == sizeof(struct header_404)) {
+        struct header_404 *h = (struct header_404 *)fs_aflpp_cmp_map + k;
+        unsigned hit = NEXT_HIT(h, type, shape);
+        if (attribute >= 0) h->attribute = (unsigned)attribute;
+        return hit;
+    }
+    struct header_420 *h = (struct header_420 *)fs_aflpp_cmp_map + k;
+    unsigned hit = NEXT_HIT(h, type, shape);
+    if (attribute >= 0) h->attribute = (unsigned)attribute;
+    return hit;
+}
+
 static unsigned key_of(uintptr_t site) {
     uint64_t x = site * 0x9e3779b97f4a7c15ull; /* any stable mix: keys only need to differ */
     return (unsigned)(x >> 48) & (CMP_MAP_W - 1);
@@ -98,94 +134,50 @@ int fs_aflpp_cmplog_attach(void) {
         FS_PWARN("cannot read afl-fuzz's comparison map (shm id %d)", shm_id);
         return FS_AFLPP_CMPLOG_UNKNOWN;
     }
-    size_t size = ds.shm_segsz;
-    layout = size == MAP_SIZE(header_404, ints_404)   ? FS_AFLPP_CMPLOG_404
-             : size == MAP_SIZE(header_420, ints_420) ? FS_AFLPP_CMPLOG_420
-             : size == MAP_SIZE(header_420, ints_422) ? FS_AFLPP_CMPLOG_422
-                                                      : FS_AFLPP_CMPLOG_UNKNOWN;
-    if (layout == FS_AFLPP_CMPLOG_UNKNOWN) {
+    const struct layout *found = NULL;
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
+        if (map_size(&layouts[i]) == ds.shm_segsz) found = &layouts[i];
+    if (!found) {
         FS_WARN("afl-fuzz's comparison map has %zu bytes, the layout of no AFL++ release this runtime knows "
-                "(4.04c-4.10c, 4.20c-4.21c, 4.22a and later)", size);
-        return layout;
+                "(4.04c-4.10c, 4.20c-4.21c, 4.22a and later)", (size_t)ds.shm_segsz);
+        return FS_AFLPP_CMPLOG_UNKNOWN;
     }
     void *p = shmat(shm_id, NULL, 0);
     if (p == (void *)-1) {
         FS_PWARN("cannot attach afl-fuzz's comparison map (shm id %d)", shm_id);
         return FS_AFLPP_CMPLOG_UNKNOWN;
     }
+    lay = found;
     fs_aflpp_cmp_map = p;
-    return layout;
+    return lay->id;
 }
+
+typedef uint64_t unaligned_u64 __attribute__((aligned(1)));
 
 void fs_aflpp_log_int(uintptr_t site, uint64_t left, uint64_t right, unsigned size, unsigned attribute) {
     if (left == right) return; /* as AFL++'s hooks: an equal pair says nothing to solve */
-    unsigned k = key_of(site), shape = size - 1, hit;
-    switch (layout) {
-    case FS_AFLPP_CMPLOG_404: {
-        struct header_404 *h = (struct header_404 *)fs_aflpp_cmp_map + k;
-        hit = NEXT_HIT(h, 1, shape) & (CMP_MAP_H - 1);
-        h->attribute = attribute;
-        struct ints_404 *o = (void *)slot(k, hit, sizeof *h, sizeof *o);
-        o->v0 = left, o->v1 = right;
-        break;
-    }
-    case FS_AFLPP_CMPLOG_420: {
-        struct header_420 *h = (struct header_420 *)fs_aflpp_cmp_map + k;
-        hit = NEXT_HIT(h, 0, shape) & (CMP_MAP_H - 1);
-        h->attribute = attribute;
-        struct ints_420 *o = (void *)slot(k, hit, sizeof *h, sizeof *o);
-        o->v0 = left, o->v1 = right;
-        break;
-    }
-    case FS_AFLPP_CMPLOG_422: {
-        struct header_420 *h = (struct header_420 *)fs_aflpp_cmp_map + k;
-        hit = NEXT_HIT(h, 0, shape) & (CMP_MAP_H - 1);
-        h->attribute = attribute;
-        struct ints_422 *o = (void *)slot(k, hit, sizeof *h, sizeof *o);
-        o->v0 = left, o->v1 = right;
-        break;
-    }
-    }
+    unsigned k = key_of(site), hit = next_hit(k, lay->ins, size - 1, (int)attribute) & (CMP_MAP_H - 1);
+    unsigned char *slot = row(k) + hit * lay->slot_size;
+    *(unaligned_u64 *)slot = left;
+    *(unaligned_u64 *)(slot + lay->v1_at) = right;
 }
 
-static void copy(uint8_t *to, const unsigned char *from, size_t n) {
+static void copy(unsigned char *to, const unsigned char *from, size_t n) {
     for (size_t i = 0; i < n; i++) to[i] = from[i];
 }
 
 /* string: both are C strings and each length counts its NUL (marked with 0x80) */
 void fs_aflpp_log_bytes(uintptr_t site, const unsigned char *left, size_t left_len, const unsigned char *right,
                         size_t right_len, int string) {
-    size_t cap = layout == FS_AFLPP_CMPLOG_404 ? 31 : 32;
-    if (left_len > cap) left_len = cap;
-    if (right_len > cap) right_len = cap;
+    if (left_len > lay->fn_cap) left_len = lay->fn_cap;
+    if (right_len > lay->fn_cap) right_len = lay->fn_cap;
     size_t longest = left_len > right_len ? left_len : right_len;
     if (longest < 2) return; /* AFL++ skips these too: one byte is the integer hooks' job */
-    unsigned k = key_of(site), shape = (unsigned)longest - 1, hit;
+    unsigned k = key_of(site), hit = next_hit(k, lay->rtn, (unsigned)longest - 1, -1) & (lay->fn_slots - 1);
+    unsigned char *slot = row(k) + hit * lay->fn_size;
     uint8_t mark = string ? 0x80 : 0;
-    switch (layout) {
-    case FS_AFLPP_CMPLOG_404: {
-        struct header_404 *h = (struct header_404 *)fs_aflpp_cmp_map + k;
-        hit = NEXT_HIT(h, 2, shape) & (CMP_MAP_H / 4 - 1);
-        struct bytes_404 *o = (void *)slot(k, 0, sizeof *h, sizeof(struct ints_404));
-        copy(o[hit].v0, left, left_len), copy(o[hit].v1, right, right_len);
-        o[hit].v0_len = mark + (uint8_t)left_len, o[hit].v1_len = mark + (uint8_t)right_len;
-        break;
-    }
-    case FS_AFLPP_CMPLOG_420: {
-        struct header_420 *h = (struct header_420 *)fs_aflpp_cmp_map + k;
-        hit = NEXT_HIT(h, 1, shape) & (CMP_MAP_H / 2 - 1);
-        struct bytes_420 *o = (void *)slot(k, 0, sizeof *h, sizeof(struct ints_420));
-        copy(o[hit].v0, left, left_len), copy(o[hit].v1, right, right_len);
-        o[hit].v0_len = mark + (uint8_t)left_len, o[hit].v1_len = mark + (uint8_t)right_len;
-        break;
-    }
-    case FS_AFLPP_CMPLOG_422: {
-        struct header_420 *h = (struct header_420 *)fs_aflpp_cmp_map + k;
-        hit = NEXT_HIT(h, 1, shape) & (CMP_MAP_H / 2 - 1);
-        struct bytes_422 *o = (void *)slot(k, 0, sizeof *h, sizeof(struct ints_422));
-        copy(o[hit].v0, left, left_len), copy(o[hit].v1, right, right_len);
-        o[hit].v0_len = mark + (uint8_t)left_len, o[hit].v1_len = mark + (uint8_t)right_len;
-        break;
-    }
-    }
+    copy(slot, left, left_len);
+    copy(slot + lay->fn_v1_at, right, right_len);
+    slot[lay->fn_v0_len_at] = mark + (uint8_t)left_len;
+    slot[lay->fn_v1_len_at] = mark + (uint8_t)right_len;
 }
