@@ -306,6 +306,19 @@ static void rewind_server_fds(void) {
             lseek(fs_st->server_fds[i].fd, fs_st->server_fds[i].offset, SEEK_SET);
 }
 
+/* The fuzzer's next command: one the handshake already read (*first_cmd, then -1),
+ * or the next from the pipe; the server ends when the fuzzer is gone. */
+static uint32_t next_command(int64_t *first_cmd) {
+    uint32_t cmd;
+    if (*first_cmd >= 0) {
+        cmd = (uint32_t)*first_cmd;
+        *first_cmd = -1;
+    } else if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) {
+        die_exit(0);
+    }
+    return cmd;
+}
+
 /* Returns in the child (which then runs the harness); the server itself never returns.
  * first_cmd: a run command the handshake already read, or -1. */
 static void server_loop(int64_t first_cmd) {
@@ -313,13 +326,7 @@ static void server_loop(int64_t first_cmd) {
     pid_t child = -1;
     int child_stopped = 0, status;
     for (;;) {
-        uint32_t cmd;
-        if (first_cmd >= 0) {
-            cmd = (uint32_t)first_cmd;
-            first_cmd = -1;
-        } else if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) {
-            die_exit(0);
-        }
+        uint32_t cmd = next_command(&first_cmd);
         /* a run command the runner never read (killed on a timeout first) is left in
          * the pipe: it was never meant for the server */
         if (cmd == FS_CMD_RUN && fs_st->direct) continue;
@@ -387,12 +394,7 @@ static void afl_direct_server_loop(int64_t first_cmd) {
     volatile uint32_t *exchange = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (exchange == MAP_FAILED) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
     for (;;) {
-        uint32_t cmd;
-        if (first_cmd >= 0) {
-            first_cmd = -1;
-        } else if (read_u32(FS_FORKSRV_CTL_FD, &cmd)) {
-            die_exit(0);
-        }
+        next_command(&first_cmd); /* was_killed: every runner starts from the snapshot anyway */
         *exchange = FS_EXCHANGE_CMD_READ;
         pid_t server = getpid(), runner = fork();
         if (runner < 0) die_exit(FS_ERR_EXIT_BASE + FS_ERR_SNAPSHOT_FAILED);
@@ -406,7 +408,7 @@ static void afl_direct_server_loop(int64_t first_cmd) {
         while (waitpid(runner, &status, 0) < 0 && errno == EINTR) {}
         switch (*exchange) {
         case FS_EXCHANGE_PID_AHEAD: /* the pid of a command it may not have read: that command is answered here */
-            if (exchange[1] == FS_EXCHANGE_NO_CMD && read_u32(FS_FORKSRV_CTL_FD, &cmd)) die_exit(0);
+            if (exchange[1] == FS_EXCHANGE_NO_CMD) next_command(&first_cmd);
             break;
         case FS_EXCHANGE_CMD_READ: /* died before its pid went out: send one, afl-fuzz reads it first */
             if (write_u32(FS_FORKSRV_ST_FD, (uint32_t)runner)) die_exit(0);
@@ -431,7 +433,6 @@ static void afl_direct_server_loop(int64_t first_cmd) {
  *   old, new: FORKSERVER_AFL_HANDSHAKE's choice. */
 struct handshake {
     int fuzzer;          /* a fuzzer listens on fds 198/199 */
-    int new_handshake;   /* it answered the new hello */
     int64_t first_cmd;   /* an old fuzzer's first run command, read in place of an answer; -1 if none */
 };
 
@@ -494,7 +495,6 @@ static struct handshake speak_new_handshake(int offer_shm) {
         h.first_cmd = reply;
         return h;
     }
-    h.new_handshake = 1;
     uint32_t options = FS_NEW_OPT_MAPSIZE | (offer_shm ? FS_NEW_OPT_SHDMEM_FUZZ : 0);
     uint32_t words[3] = {options, fs_map_size, FS_NEW_HELLO};
     for (int i = 0; i < 3; i++)
