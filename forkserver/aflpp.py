@@ -31,6 +31,20 @@ def cmplog_layout(version: str | None) -> str | None:
     return None
 
 
+def cmplog_support(version: str | None) -> str:
+    """Whether and how `afl-fuzz -c` of this release works with our --cmplog builds."""
+    rel, layout = release(version), cmplog_layout(version)
+    if layout is None:
+        return "not supported (AFL++ 4.00c or later is needed)"
+    support = f"yes, comparison map {layout}, through a `forkserver build --cmplog` binary"
+    if rel > NEWEST_READ:
+        support += (f"; newer than {NEWEST_READ[0]}.{NEWEST_READ[1]}a, the newest map we have read: "
+                    "a map of another size is refused at start-up")
+    if rel == (4, 4):
+        support += "; give it -c 0 (Debian's 4.04c runs the main binary for a second one)"
+    return support
+
+
 def compatibility(version: str | None) -> list[str]:
     """What works with this afl-fuzz, one line each (empty if there is none)."""
     rel = release(version)
@@ -40,15 +54,7 @@ def compatibility(version: str | None) -> list[str]:
         return [f"afl-fuzz {version}: not a release we know; our builds need AFL++ 4.00c or later"]
     handshake = "the old handshake (afl-fuzz warns \"Old fork server model\"; it still works)" if rel >= (4, 20) \
         else "the old handshake"
-    lines = [f"drives our builds: yes, through {handshake}"]
-    layout = cmplog_layout(version)
-    cmplog = f"yes, comparison map {layout}, through a `forkserver build --cmplog` binary"
-    if rel > NEWEST_READ:
-        cmplog += (f"; newer than {NEWEST_READ[0]}.{NEWEST_READ[1]}a, the newest map we have read: "
-                   "a map of another size is refused at start-up")
-    if rel == (4, 4):
-        cmplog += "; give it -c 0 (Debian's 4.04c runs the main binary for a second one)"
-    lines.append(f"afl-fuzz -c: {cmplog}")
+    lines = [f"drives our builds: yes, through {handshake}", f"afl-fuzz -c: {cmplog_support(version)}"]
     if rel >= (4, 20):
         lines.append("maps over 8 MiB and -c go through the new handshake, chosen by the runtime")
     return lines

@@ -303,8 +303,7 @@ def cmd_build(args, extra) -> int:
         from .doctor import afl_fuzz_version
 
         version = afl_fuzz_version()
-        works = [line.removeprefix("afl-fuzz -c: ") for line in aflpp.compatibility(version)[1:2]]
-        here = f"; the afl-fuzz here ({version}): {works[0] if works else 'not supported'}" if version else ""
+        here = f"; the afl-fuzz here ({version}): {aflpp.cmplog_support(version)}" if version else ""
         print(f"note: for forkserver fuzz -c, and afl-fuzz -c of AFL++ "
               f"{', '.join(name for *_, name in aflpp.CMPLOG_LAYOUTS)}{here}", file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ AFLPP_PROTOCOL.md captures them from afl-fuzz 4.04c and 4.22a.
 - Maps larger than 8 MiB: a 16 MiB map, built by afl-clang-fast and by us, in every mode.
 Debian's afl-fuzz 4.04c driving our builds is tested in test_fuzz.py and test_robustness.py.
 """
+import contextlib
 import os
 import select
 import shutil
@@ -21,6 +22,7 @@ import pytest
 from conftest import REPO, TEST_HARNESS_DIR, RawForkServer, cli, guard_count, one_error_line, tick_map_index
 from forkserver.build import build
 from forkserver.executors import ExecExecutor, ForkExecutor, SnapshotExecutor
+from forkserver.fuzzer import read_stats
 from forkserver.shm import SharedMemory
 from forkserver.target import Target
 
@@ -79,15 +81,27 @@ def run_once(server: RawForkServer, was_killed: int = 0) -> int:
 # ---- our runtime, against a fake afl-fuzz ----
 
 
+@contextlib.contextmanager
+def new_hello_server(binary, tmp_path, stdin: bytes):
+    """A fork server told to speak the new handshake first, with a coverage map, a
+    test-case buffer and stdin holding `stdin`: (server, map, buffer)."""
+    cov, fuzz = SharedMemory(1 << 23), SharedMemory(4 + (1 << 20))
+    server = RawForkServer(binary, {"__AFL_SHM_ID": str(cov.id), "__AFL_SHM_FUZZ_ID": str(fuzz.id),
+                                    "FORKSERVER_MODE": "fork", "FORKSERVER_INPUT_STDIN": "1",
+                                    "FORKSERVER_AFL_HANDSHAKE": "new"}, stdin=stdin_file(tmp_path, stdin))
+    try:
+        yield server, cov, fuzz
+    finally:
+        server.close()
+        cov.close()
+        fuzz.close()
+
+
 def test_new_handshake_as_afl_fuzz_4_22a_speaks_it(counted, tmp_path):
     """Byte for byte: hello, complement, options (map size and test-case buffer), the
     size as a raw word, hello again; no reply takes the buffer; runs read from it."""
     binary, tick = counted
-    cov, fuzz = SharedMemory(1 << 23), SharedMemory(4 + (1 << 20))
-    server = RawForkServer(binary, {"__AFL_SHM_ID": str(cov.id), "__AFL_SHM_FUZZ_ID": str(fuzz.id),
-                                    "FORKSERVER_MODE": "fork", "FORKSERVER_INPUT_STDIN": "1",
-                                    "FORKSERVER_AFL_HANDSHAKE": "new"}, stdin=stdin_file(tmp_path, b"9"))
-    try:
+    with new_hello_server(binary, tmp_path, b"9") as (server, cov, fuzz):
         assert struct.pack("<I", server.read()) == NEW_HELLO_BYTES
         os.write(server.ctl_w, NEW_REPLY_BYTES)
         assert server.read() == NEW_OPT_MAPSIZE | NEW_OPT_SHDMEM_FUZZ
@@ -101,10 +115,6 @@ def test_new_handshake_as_afl_fuzz_4_22a_speaks_it(counted, tmp_path):
             status = run_once(server)
             assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
             counts.append((int(cov.array[0]), int(cov.array[tick])))
-    finally:
-        server.close()
-        cov.close()
-        fuzz.close()
     assert counts == [(1, 5), (1, 300 % 255)], "the input came from the test-case buffer, not stdin's 9"
 
 
@@ -113,11 +123,7 @@ def test_new_hello_to_an_old_afl_fuzz_falls_back_to_classic_afl(counted, tmp_pat
     first run's was_killed where a new fuzzer answers: the runtime runs that input, from
     stdin (classic AFL has no test-case buffer), and every later one."""
     binary, tick = counted
-    cov, fuzz = SharedMemory(1 << 23), SharedMemory(4 + (1 << 20))
-    server = RawForkServer(binary, {"__AFL_SHM_ID": str(cov.id), "__AFL_SHM_FUZZ_ID": str(fuzz.id),
-                                    "FORKSERVER_MODE": "fork", "FORKSERVER_INPUT_STDIN": "1",
-                                    "FORKSERVER_AFL_HANDSHAKE": "new"}, stdin=stdin_file(tmp_path, b"7"))
-    try:
+    with new_hello_server(binary, tmp_path, b"7") as (server, cov, _):
         hello = server.read()
         assert hello == 0x41464C01 and hello & FS_OPT_ENABLED != FS_OPT_ENABLED, "4.04c reads it as no options"
         counts = []
@@ -126,10 +132,6 @@ def test_new_hello_to_an_old_afl_fuzz_falls_back_to_classic_afl(counted, tmp_pat
             status = run_once(server, was_killed)
             assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
             counts.append(int(cov.array[tick]))
-    finally:
-        server.close()
-        cov.close()
-        fuzz.close()
     assert counts == [7, 7, 7]
 
 
@@ -269,8 +271,7 @@ def test_fuzzing_a_target_with_a_16_mib_map(huge_maps, tmp_path):
     out = tmp_path / "out"
     proc = cli("fuzz", "-i", str(seeds), "-o", str(out), "--runs", "3000", "-s", "1", "--", str(huge_maps["ours"]))
     assert proc.returncode == 0, proc.stderr
-    lines = (out / "default" / "fuzzer_stats").read_text().splitlines()
-    stats = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    stats = read_stats(out / "default" / "fuzzer_stats")
     assert int(stats["total_edges"]) in HUGE_MAP_RANGE
     found = [p.read_bytes() for p in (out / "default" / "queue").iterdir() if p.is_file()]
     assert any(d.startswith(b"Z") for d in found), "the input reaching the map's last byte was kept"
@@ -425,8 +426,9 @@ def afl_fuzz(binary, seeds, out, seconds: int, *options) -> dict:
                AFL_NO_AFFINITY="1", AFL_BENCH_UNTIL_CRASH="1")
     subprocess.run(["afl-fuzz", "-V", str(seconds), *options, "-i", str(seeds), "-o", str(out), "--", str(binary)],
                    env=env, capture_output=True, timeout=seconds + 120, start_new_session=True)
-    lines = (out / "default" / "fuzzer_stats").read_text().splitlines()
-    return {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    stats = read_stats(out / "default" / "fuzzer_stats")
+    assert stats, "afl-fuzz wrote no fuzzer_stats"
+    return stats
 
 
 def test_afl_fuzz_c_with_a_cmplog_build_finds_a_4_byte_magic(cmplog_bins, tmp_path):
