@@ -194,6 +194,7 @@ def cmd_fuzz(args, command) -> int:
         if value is not None and value <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
     timeout_ms, cpu = _check_exec_options(args)
+    _check_sync_options(args)
     if args.hang_timeout is not None and args.hang_timeout < timeout_ms:
         raise UsageError(f"--hang-timeout {args.hang_timeout} is shorter than -t {timeout_ms}: a hang is "
                          "confirmed with a longer timeout")
@@ -212,6 +213,13 @@ def cmd_fuzz(args, command) -> int:
     if resume and args.input not in (None, "-"):
         _note(f"resuming {out}: the seeds in {args.input} are not read again")
     target = _target(command, args)  # a bad target is refused before anything is written
+    if args.jobs is not None:
+        with target:
+            status, summary = _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, seeds_dir,
+                                                 tokens)
+        if args.json:
+            print(json.dumps(summary))
+        return status
     with target:
         input_to_state = _input_to_state_stage(args, command, target, timeout_ms, cpu) if args.cmplog else None
         try:
@@ -225,6 +233,94 @@ def cmd_fuzz(args, command) -> int:
     return status
 
 
+def _check_sync_options(args) -> None:
+    if args.main_name and args.secondary_name:
+        raise UsageError("-M and -S name one instance: give one of them")
+    for name in (args.main_name, args.secondary_name):
+        if name is not None and (not name or name.startswith(".") or "/" in name or "," in name):
+            raise UsageError(f"-M/-S take a plain directory name (no '/', ',' or leading '.'), not {name!r}")
+    if (args.main_name or args.secondary_name) and args.name != "default":
+        raise UsageError("-M/-S name the instance: drop --name")
+    if args.jobs is not None:
+        if args.jobs < 1:
+            raise UsageError(f"-j takes a number of workers of at least 1, not {args.jobs}")
+        if args.cpu not in ("auto", "none"):
+            raise UsageError("-j pins each worker to its own CPU: --cpu takes auto or none with -j")
+        if args.name != "default":
+            raise UsageError("-j names its workers main, w1, w2...: use -M NAME or -S NAME for other names")
+
+
+def _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, seeds_dir, tokens):
+    """-j N: the workers' specs, their directories checked and made before any starts."""
+    from .build import build_cached
+    from .cpu import allowed_cpus, worker_cpus
+    from .monitor import make_monitor
+    from .objectives import hang_timeout_for
+    from .outdir import OutputDir
+    from .parallel import ParallelCampaign, WorkerSpec, worker_names
+
+    names = worker_names(args.jobs, args.main_name, args.secondary_name)
+    cpus = worker_cpus(args.jobs) if args.cpu == "auto" else [None] * args.jobs
+    cmplog = None
+    if args.cmplog == "auto":
+        if Path(command[0]).suffix not in (".c", ".cc", ".cpp"):
+            raise UsageError("--cmplog builds the cmplog binary from a harness source; for a built target, give "
+                             "its cmplog build: -c CMPLOG_BINARY (forkserver build --cmplog)")
+        cmplog = str(build_cached(Path(command[0]), cmplog=True))
+    elif args.cmplog:
+        cmplog = args.cmplog
+    created_out = not out.exists()
+    made = []
+    try:
+        for name, _ in names:
+            if not (out / name).exists():
+                made.append(out / name)
+            OutputDir.open(out, name, resume=resume)
+    except ForkserverError:
+        _remove_unused_instances(made, out if created_out else None)
+        raise
+    if args.cpu == "auto" and args.jobs > len(allowed_cpus()):
+        _note(f"-j {args.jobs} on {len(allowed_cpus())} allowed CPUs: workers share CPUs, and each runs slower")
+    runs = None if args.runs is None else -(-args.runs // args.jobs)  # --runs is the campaign's, split evenly
+    specs = [WorkerSpec(
+        index=k, name=name, main=main, cpu=cpus[k], seed=args.seed + k, command=[str(target.path)] + command[1:],
+        out=str(out), mode=args.mode, backend=args.backend, timeout_ms=timeout_ms,
+        hang_timeout_ms=args.hang_timeout or hang_timeout_for(timeout_ms), max_time=args.max_time, max_runs=runs,
+        batch=args.batch, exit_on_crash=args.exit_on_crash, tokens=tokens, seeds=seeds or [], resume=resume,
+        cmplog=cmplog, detect_leaks=bool(args.detect_leaks),
+        repro_prefix=["forkserver", "run", "--mode", args.mode, "-t", str(timeout_ms)],
+        command_line=["forkserver", "fuzz"] + sys.argv[2:]) for k, (name, main) in enumerate(names)]
+    monitor = make_monitor(live=False if args.plain else None)
+    monitor.event(f"{args.jobs} workers in {out} ({', '.join(n for n, _ in names)}); "
+                  f"seeds {'(resumed)' if resume else seeds_dir}; target {' '.join(command)}")
+    campaign = ParallelCampaign(specs, monitor)
+    try:
+        summary = campaign.run()
+    except ForkserverError:
+        _remove_unused_instances(made, out if created_out else None)
+        raise
+    found = summary["saved_crashes"] > 0
+    return (77 if args.exit_on_crash and found else 0), summary
+
+
+def _remove_unused_instances(instances: list[Path], out: Path | None) -> None:
+    """After a failed start: the instance directories this run made and saved nothing
+    in, and the output directory too if this run made it and it is left empty."""
+    import shutil
+
+    for path in instances:
+        if not any(p.name.startswith("id:") for p in path.rglob("*")):
+            shutil.rmtree(path, ignore_errors=True)
+    if out is not None:
+        shared = out / ".crashes"
+        if shared.is_dir() and not any(out.glob("*/crashes/id:*")):
+            shutil.rmtree(shared, ignore_errors=True)
+        try:
+            out.rmdir()
+        except OSError:
+            pass
+
+
 def _fuzz_campaign(args, command, target, timeout_ms, cpu, out, resume, seeds, seeds_dir, tokens, input_to_state):
     """The campaign itself, once the target and its comparison stage are ready."""
     import shlex
@@ -236,9 +332,15 @@ def _fuzz_campaign(args, command, target, timeout_ms, cpu, out, resume, seeds, s
     from .objectives import hang_timeout_for
     from .outdir import OutputDir
 
+    from .shared_crashes import SharedCrashes
+    from .sync import SyncDir
+
     executor = make_executor(args.mode, target, timeout_ms, args.backend, cpu)
-    created = [p for p in (out / args.name, out) if not p.exists()]  # what this run makes
-    outdir = OutputDir.open(out, args.name, resume=resume)
+    name = args.main_name or args.secondary_name or args.name
+    created = [p for p in (out / name, out) if not p.exists()]  # what this run makes
+    outdir = OutputDir.open(out, name, resume=resume)
+    syncing = bool(args.main_name or args.secondary_name)
+    sync = SyncDir(out, name, main=bool(args.main_name)) if syncing else None
     options = FuzzOptions(
         seed=args.seed, hang_timeout_ms=args.hang_timeout or hang_timeout_for(timeout_ms),
         max_time=args.max_time, max_runs=args.runs, exit_on_crash=args.exit_on_crash, batch=args.batch,
@@ -248,7 +350,8 @@ def _fuzz_campaign(args, command, target, timeout_ms, cpu, out, resume, seeds, s
     monitor.event(f"output in {outdir.path}; seeds {'(resumed)' if resume else seeds_dir}; "
                   f"target {shlex.join(command)}")
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
-    fuzzer = Fuzzer(executor, outdir, options, monitor, input_to_state)
+    fuzzer = Fuzzer(executor, outdir, options, monitor, input_to_state, sync=sync,
+                    shared_crashes=SharedCrashes(out) if syncing else None)
     try:
         status = fuzzer.run(seeds, resume=resume)
     except ForkserverError:
@@ -379,6 +482,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", dest="input", help="seed file or directory; `-` resumes the output directory")
     p.add_argument("-o", dest="output", help="output directory (default: a fresh one under fuzz-out/)")
     p.add_argument("--name", default="default", help="this instance's directory inside -o")
+    p.add_argument("-M", dest="main_name", metavar="NAME",
+                   help="a main instance NAME in the sync directory -o, as afl-fuzz -M: imports every peer's finds")
+    p.add_argument("-S", dest="secondary_name", metavar="NAME",
+                   help="a secondary instance NAME in the sync directory -o, as afl-fuzz -S: imports the mains' finds")
+    p.add_argument("-j", dest="jobs", type=int, metavar="N",
+                   help="N worker processes, each pinned to its own CPU, sharing finds through -o (afl-fuzz's "
+                        "sync layout: the first is the main)")
     p.add_argument("--resume", action="store_true", help="resume the run in the output directory")
     p.add_argument("-x", dest="dict", action="append", metavar="DICT",
                    help="dictionary: AFL or libFuzzer file (file@LEVEL), or a directory of tokens; repeatable")

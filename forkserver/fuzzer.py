@@ -6,6 +6,7 @@ and a whole batch runs in one wake-up; the runner classifies each input against 
 virgin map. Python looks only at the flagged inputs (new coverage, crashes, hangs):
 it reads their bytes back, calibrates or confirms them, and saves them. Fork and
 persistent mode run the same loop one input per round trip."""
+import os
 import shlex
 import time
 from contextlib import nullcontext
@@ -27,6 +28,7 @@ from .novelty import Novelty, VirginMap, larger
 from .objectives import Objectives
 from .outdir import OutputDir, Stats
 from .scheduler import Scheduler
+from .sync import SYNC_EVERY_S
 
 EXIT_ON_CRASH_STATUS = 77  # libFuzzer's exit status for a crash found
 STATS_EVERY_S = 5.0        # fuzzer_stats and plot_data
@@ -53,7 +55,9 @@ class Stop(Exception):
 
 class Fuzzer:
     def __init__(self, executor: Executor, outdir: OutputDir, options: FuzzOptions, monitor: Monitor,
-                 input_to_state: InputToState | None = None):
+                 input_to_state: InputToState | None = None, sync=None, shared_crashes=None):
+        """sync: where peers' finds come from (sync.SyncDir, or the Ray worker's link);
+        shared_crashes: the crash uniqueness the peers share (shared_crashes.py)."""
         self.executor = executor
         self.i2s = input_to_state
         self.out = outdir
@@ -65,7 +69,11 @@ class Fuzzer:
         self.corpus = Corpus()
         self.rng = np.random.default_rng(options.seed)
         self.scheduler = Scheduler(self.corpus, self.rng)
-        self.objectives = Objectives(options.hang_timeout_ms)
+        self.objectives = Objectives(options.hang_timeout_ms, shared_crashes)
+        self.sync = sync
+        self.imported = 0            # peers' entries that were new here
+        self.sync_seconds = 0.0      # time spent importing them
+        self._last_sync = time.monotonic()
         self.stability = Stability()
         self.status = Status()
         self.execs = 0
@@ -96,6 +104,8 @@ class Fuzzer:
                     self._resume()
                 else:
                     self._load_seeds(seeds or [])
+                if self.sync is not None:
+                    self._sync()
                 while True:
                     self._fuzz_one(self.scheduler.next())
             except Stop as stop:
@@ -119,6 +129,8 @@ class Fuzzer:
                     "stability": round(final.stability, 2), "saved_crashes": final.crashes,
                     "crashing_runs": final.total_crashes, "saved_hangs": final.hangs,
                     "timeouts": final.total_timeouts, "output": str(self.out.path), "crashes": self.saved_crashes}
+                if self.sync is not None:
+                    self.summary.update(imported=self.imported, sync_seconds=round(self.sync_seconds, 3))
                 if self.i2s is not None:
                     self.summary["input_to_state"] = asdict(self.i2s.stats)
         return EXIT_ON_CRASH_STATUS if self.opts.exit_on_crash and self.found_crash else 0
@@ -314,6 +326,7 @@ class Fuzzer:
                 path = self.out.add_queue(data, src=parent.id, time_ms=self._ms(), execs=self._total_execs(),
                                           op=op, new_edges=r.novelty is Novelty.NEW_EDGE)
                 self._add_entry(path, data, cal, parent.depth + 1, r.novelty is Novelty.NEW_EDGE)
+                self._published("queue", path, data)
                 self.status.last_find = time.time()
             else:  # it crashed or hung when run again: an objective after all
                 self._objective(parent, cal.first, data, op)
@@ -329,11 +342,39 @@ class Fuzzer:
             confirmed = self.objectives.confirm_hang(self.executor, data)
             self.execs += 1
             if confirmed.outcome is Outcome.TIMEOUT and self.objectives.new_hang(confirmed):
-                self.out.add_hang(data, src=parent.id, time_ms=self._ms(), execs=self._total_execs(), op=op)
+                path = self.out.add_hang(data, src=parent.id, time_ms=self._ms(), execs=self._total_execs(), op=op)
+                self._published("hangs", path, data)
                 self.status.hangs += 1
                 self.monitor.event(f"new hang ({self.objectives.hang_timeout_ms} ms)")
             elif confirmed.outcome is Outcome.CRASH and self.objectives.new_crash(confirmed):
                 self._save_crash(confirmed, data, parent.id, op)
+
+    # ---- peers ----
+
+    def _sync(self) -> None:
+        """Imports what the peers found since the last look. Each entry runs once and is
+        kept as a mutant would be: when it adds coverage here (afl-fuzz's rule), or is a
+        crash or hang new here."""
+        started = self._last_sync = time.monotonic()
+        try:
+            for batch in self.sync.pending():
+                before = len(self.corpus)
+                for start in range(0, len(batch.entries), self.opts.batch):
+                    chunk = batch.entries[start:start + self.opts.batch]
+                    results = self.executor.run_batch([data for _, data in chunk])
+                    self.execs += len(results)
+                    for (ident, data), r in zip(chunk, results):
+                        if self._notable(r):
+                            origin = Entry(ident, self.out.path, len(data), depth=0)
+                            self._handle(origin, r, data, op=f"sync:{batch.peer}")
+                self.imported += len(self.corpus) - before
+                self.sync.done(batch)
+        finally:
+            self.sync_seconds += time.monotonic() - started
+
+    def _published(self, kind: str, path: Path, data: bytes) -> None:
+        if self.sync is not None:
+            self.sync.published(kind, path, data)
 
     def _engine_error(self, r: ExecResult) -> None:
         if isinstance(self.executor, AutoExecutor):
@@ -354,6 +395,7 @@ class Fuzzer:
     def _save_crash(self, r: ExecResult, data: bytes, src: int, op: str) -> None:
         path = self.out.add_crash(data, sig=r.signal or 0, src=src, time_ms=self._ms(), execs=self._total_execs(),
                                   op=op)
+        self._published("crashes", path, data)
         self.status.crashes += 1
         self.status.last_crash = time.time()
         self.found_crash = True
@@ -381,6 +423,8 @@ class Fuzzer:
             raise Stop(f"--max-time {self.opts.max_time:g} s reached")
         if self.opts.max_runs is not None and self.execs >= self.opts.max_runs:
             raise Stop(f"{self.opts.max_runs} runs done")
+        if self.sync is not None and now - self._last_sync >= SYNC_EVERY_S:
+            self._sync()
         self.executor.trim_stderr()
         if now - self._last_refresh >= REFRESH_EVERY_S:  # the figures cost a pass over the map
             self._last_refresh = now
@@ -433,6 +477,7 @@ class Fuzzer:
             corpus_count=st.corpus,
             corpus_favored=st.favored,
             corpus_found=sum(1 for e in self.corpus.entries if e.depth > 1),
+            corpus_imported=self.imported,
             max_depth=max((e.depth for e in self.corpus.entries), default=1),
             cur_item=self.scheduler.cursor if self.scheduler.cursor >= 0 else 0,
             pending_favs=self.scheduler.pending_favored,
@@ -444,14 +489,21 @@ class Fuzzer:
             last_find=int(st.last_find or 0),
             last_crash=int(st.last_crash or 0),
             exec_timeout=self.executor.timeout_ms,
+            cpu_affinity=_pinned_cpu(),
             edges_found=st.edges,
             total_edges=st.map_size,
             **self._stage_stats(),
+            sync_seconds=self.sync_seconds,
             target_mode=st.mode + (f" ({st.backend})" if st.backend else ""),
             command_line=shlex.join(self.opts.command_line),
         )
         self.out.write_stats(stats)
         self.out.append_plot(stats, st.map_size)
+
+
+def _pinned_cpu() -> int:
+    cpus = os.sched_getaffinity(0)
+    return next(iter(cpus)) if len(cpus) == 1 else -1
 
 
 def read_stats(path: Path) -> dict[str, str]:

@@ -29,6 +29,7 @@ class Status:
     cycles: int = 0
     last_find: float | None = None
     last_crash: float | None = None
+    workers: list = field(default_factory=list)  # -j N: (name, cpu, Status or None) per worker
 
     @property
     def run_time(self) -> float:
@@ -61,13 +62,16 @@ class Monitor:
         self._last = 0.0
 
     def start(self, status: Status) -> None:
-        self._print(f"fuzzing in {_engine(status)} mode")
+        self._print(f"{len(status.workers)} workers starting" if status.workers else
+                    f"fuzzing in {_engine(status)} mode")
 
     def _print(self, text: str) -> None:
         print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {text}", file=self.stream, flush=True)
 
     def line(self, st: Status) -> str:
-        return (f"{duration(st.run_time)}  execs {st.execs} ({st.execs_per_sec:.0f}/s)  corpus {st.corpus} "
+        workers = (f"  [{len([w for w in st.workers if w[2] is not None])}/{len(st.workers)} workers]"
+                   if st.workers else "")
+        return (f"{duration(st.run_time)}{workers}  execs {st.execs} ({st.execs_per_sec:.0f}/s)  corpus {st.corpus} "
                 f"({st.favored} fav)  edges {st.edges}  crashes {st.crashes}  hangs {st.hangs}  "
                 f"stability {st.stability:.2f}%  last find {ago(st.last_find)}")
 
@@ -118,7 +122,20 @@ class LiveMonitor(Monitor):
         t.add_row("crashes", f"{st.crashes} saved ({st.total_crashes} total)",
                   "hangs", f"{st.hangs} saved ({st.total_timeouts} timeouts)")
         t.add_row("last find", ago(st.last_find), "last crash", ago(st.last_crash))
-        return Panel(t, title="forkserver fuzz", border_style="blue", expand=False)
+        if not st.workers:
+            return Panel(t, title="forkserver fuzz", border_style="blue", expand=False)
+        from rich.console import Group
+
+        w = Table(box=None, padding=(0, 2), header_style="bold cyan")
+        for column in ("worker", "cpu", "exec/s", "execs", "corpus", "edges", "crashes", "hangs"):
+            w.add_column(column, justify="left" if column == "worker" else "right")
+        for name, cpu, ws in st.workers:
+            if ws is None:
+                w.add_row(name, str(cpu if cpu is not None else "-"), "starting", "", "", "", "", "")
+            else:
+                w.add_row(name, str(cpu if cpu is not None else "-"), f"{ws.execs_per_sec:,.0f}", f"{ws.execs:,}",
+                          str(ws.corpus), str(ws.edges), str(ws.crashes), str(ws.hangs))
+        return Panel(Group(t, w), title=f"forkserver fuzz -j {len(st.workers)}", border_style="blue", expand=False)
 
     def update(self, status: Status, force: bool = False) -> None:
         now = time.monotonic()

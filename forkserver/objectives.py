@@ -3,9 +3,11 @@
 - Crashes are de-duplicated by the coverage of the crashing run (feedbacks.ObjectiveFeedback:
   AFL's simplified trace, plus a sanitizer summary not seen before).
 - A timeout is a hang only when a second run, with a longer timeout, times out too
-  (AFL's hang_tmout): slow inputs on a busy machine are not hangs."""
+  (AFL's hang_tmout): slow inputs on a busy machine are not hangs.
+- Instances that share a sync directory share their crashes' uniqueness too
+  (shared_crashes.py): a crash one of them saved is not saved by another."""
 from .executors import ExecResult, Executor, Outcome
-from .feedbacks import ObjectiveFeedback
+from .feedbacks import ObjectiveFeedback, simplify
 
 
 def hang_timeout_for(timeout_ms: int) -> int:
@@ -14,8 +16,9 @@ def hang_timeout_for(timeout_ms: int) -> int:
 
 
 class Objectives:
-    def __init__(self, hang_timeout_ms: int):
+    def __init__(self, hang_timeout_ms: int, shared=None):
         self.hang_timeout_ms = hang_timeout_ms
+        self.shared = shared  # SharedCrashes (or an object with its claim()), or None
         self.crashes = ObjectiveFeedback(Outcome.CRASH)
         self.hangs = ObjectiveFeedback(Outcome.TIMEOUT)
         self.total_crashes = 0   # every crashing run, saved or not
@@ -24,7 +27,9 @@ class Objectives:
     def new_crash(self, result: ExecResult) -> bool:
         """Counts a crash; True when it is one to save (its map is in the result)."""
         self.total_crashes += 1
-        return self.crashes.is_interesting(result)
+        if not self.crashes.is_interesting(result):
+            return False
+        return self.shared is None or self.shared.claim(simplify(result.coverage.counts), result.sanitizer or None)
 
     def confirm_hang(self, executor: Executor, data: bytes) -> ExecResult:
         """Runs a timed-out input again with the hang timeout; the second result says

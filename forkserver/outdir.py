@@ -46,12 +46,14 @@ class Stats:
     last_hang: int = 0
     execs_since_crash: int = 0
     exec_timeout: int = 1000
+    cpu_affinity: int = -1      # the CPU this instance is pinned to (-1: not pinned)
     edges_found: int = 0
     total_edges: int = 65536
     cmplog_runs: int = 0        # the comparison stage (forkserver fuzz -c): runs of the cmplog build,
     i2s_candidates: int = 0     # replacements it tried,
     i2s_finds: int = 0          # those that were new coverage or crashes,
     i2s_tokens: int = 0         # and dictionary tokens it learnt
+    sync_seconds: float = 0.0   # time spent importing peers' entries (-M/-S, -j)
     afl_banner: str = "forkserver"
     afl_version: str = "forkserver"
     target_mode: str = "default"
@@ -120,17 +122,17 @@ class OutputDir:
 
     def add_queue(self, data: bytes, src: int, time_ms: int, execs: int, op: str, new_edges: bool) -> Path:
         i = self.next_ids[self.queue]
-        name = f"id:{i:06d},src:{src:06d},time:{time_ms},execs:{execs},op:{_safe(op)}" + (",+cov" if new_edges else "")
+        name = f"id:{i:06d},{_origin(src, time_ms, execs, op)}" + (",+cov" if new_edges else "")
         return self._save(self.queue, name, data)
 
     def add_crash(self, data: bytes, sig: int, src: int, time_ms: int, execs: int, op: str) -> Path:
         i = self.next_ids[self.crashes]
-        name = f"id:{i:06d},sig:{sig:02d},src:{src:06d},time:{time_ms},execs:{execs},op:{_safe(op)}"
+        name = f"id:{i:06d},sig:{sig:02d},{_origin(src, time_ms, execs, op)}"
         return self._save(self.crashes, name, data)
 
     def add_hang(self, data: bytes, src: int, time_ms: int, execs: int, op: str) -> Path:
         i = self.next_ids[self.hangs]
-        return self._save(self.hangs, f"id:{i:06d},src:{src:06d},time:{time_ms},execs:{execs},op:{_safe(op)}", data)
+        return self._save(self.hangs, f"id:{i:06d},{_origin(src, time_ms, execs, op)}", data)
 
     def queue_entries(self) -> list[tuple[int, Path]]:
         """(id, path) of every queue entry, in id order: a resumed run starts from these."""
@@ -164,6 +166,14 @@ def _has_entries(directory: Path) -> bool:
         return any(_ID.match(p.name) for p in directory.iterdir())
     except OSError:
         return False
+
+
+def _origin(src: int, time_ms: int, execs: int, op: str) -> str:
+    """Where an entry came from, in afl-fuzz's words: `src:ID,...,op:OP` for a mutant of
+    our entry ID, `sync:PEER,src:ID,...` for PEER's entry ID imported (op "sync:PEER")."""
+    if op.startswith("sync:"):
+        return f"sync:{_safe(op[5:])},src:{src:06d},time:{time_ms},execs:{execs}"
+    return f"src:{src:06d},time:{time_ms},execs:{execs},op:{_safe(op)}"
 
 
 def _safe(text: str) -> str:

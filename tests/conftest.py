@@ -36,7 +36,7 @@ TEST_HARNESS_DIR = Path(__file__).resolve().parent / "harnesses"
 
 HARNESSES = ["maze", "crash", "hang", "big_heap", "leaky", "ini_parser", "thread_after_snapshot", "kernel_write",
              "magic_gates"]
-TEST_HARNESSES = ["init_abort", "init_segv", "init_counter", "counted", "restore_probe", "spin"]
+TEST_HARNESSES = ["init_abort", "init_segv", "init_counter", "counted", "restore_probe", "spin", "two_doors"]
 
 # Backends that really work on this machine (probed), in doctor's order.
 BACKENDS = available_backends()

@@ -1,0 +1,222 @@
+"""Campaigns of many instances: afl-fuzz's sync directory both ways (-M/-S), and
+`fuzz -j N` (pinned worker processes sharing finds and crash uniqueness)."""
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CORPORA, HARNESS_DIR, REPO, cli, cli_cmd, one_error_line
+from forkserver.cpu import allowed_cpus
+from forkserver.feedbacks import simplify
+from forkserver.fuzzer import read_stats
+from forkserver.shared_crashes import SharedCrashes
+from forkserver.sync import SyncDir
+
+
+def _queue(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.name.startswith("id:")}
+
+
+def _u32(path: Path) -> int:
+    return struct.unpack("<I", path.read_bytes()[:4])[0]
+
+
+# ---- the sync directory ----
+
+def _entry(instance: Path, ident: int, data: bytes) -> None:
+    (instance / "queue").mkdir(parents=True, exist_ok=True)
+    (instance / "queue" / f"id:{ident:06d},time:0,execs:0,orig:x").write_bytes(data)
+
+
+def test_a_secondary_reads_mains_only_and_records_what_it_imported(tmp_path):
+    """afl-fuzz's rules: a secondary imports from instances marked is_main_node, a main
+    from every instance; .synced/PEER holds the next id (u32), written only once the
+    batch ran, so a stop in between imports it again."""
+    _entry(tmp_path / "afl_main", 0, b"m0")
+    _entry(tmp_path / "afl_main", 1, b"m1")
+    (tmp_path / "afl_main" / "is_main_node").touch()
+    _entry(tmp_path / "other", 0, b"o0")
+    (tmp_path / ".hidden" / "queue").mkdir(parents=True)
+    secondary = SyncDir(tmp_path, "ours", main=False)
+    batches = list(secondary.pending())
+    assert [(b.peer, b.entries, b.next_id) for b in batches] == [("afl_main", [(0, b"m0"), (1, b"m1")], 2)]
+    assert list(secondary.pending())[0].next_id == 2  # not recorded yet: offered again
+    secondary.done(batches[0])
+    assert _u32(tmp_path / "ours" / ".synced" / "afl_main") == 2
+    assert list(secondary.pending()) == []
+    _entry(tmp_path / "afl_main", 2, b"m2")
+    assert [b.entries for b in secondary.pending()] == [[(2, b"m2")]]
+
+    main = SyncDir(tmp_path, "ours_main", main=True)
+    assert (tmp_path / "ours_main" / "is_main_node").exists()
+    assert sorted(b.peer for b in main.pending()) == ["afl_main", "other"]  # "ours" has no queue yet
+
+
+def _claim_in_child(root: str, hit: int) -> bool:
+    counts = np.zeros(4096, dtype=np.uint8)
+    counts[[5, hit]] = 3
+    return SharedCrashes(Path(root)).claim(simplify(counts), None)
+
+
+def test_shared_crashes_are_claimed_once_across_processes(tmp_path):
+    """Eight processes report the same crashing trace at once: one saves it. A trace
+    with a new edge, or a sanitizer summary not seen, is new again; a larger map too."""
+    with get_context("spawn").Pool(8) as pool:
+        claims = pool.starmap(_claim_in_child, [(str(tmp_path), 100)] * 8)
+    assert sorted(claims) == [False] * 7 + [True]
+    shared = SharedCrashes(tmp_path)
+    assert _claim_in_child(str(tmp_path), 101) is True
+    counts = np.zeros(4096, dtype=np.uint8)
+    counts[[5, 100]] = 1
+    assert shared.claim(simplify(counts), None) is False
+    assert shared.claim(simplify(counts), "heap-buffer-overflow in f") is True
+    assert shared.claim(simplify(counts), "heap-buffer-overflow in f") is False
+    big = np.zeros(1 << 16, dtype=np.uint8)
+    big[[5, 100, 40000]] = 1
+    assert shared.claim(simplify(big), None) is True
+
+
+# ---- afl-fuzz and us in one directory ----
+
+AFL_ENV = dict(AFL_NO_UI="1", AFL_SKIP_CPUFREQ="1", AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1", AFL_NO_AFFINITY="1",
+               AFL_IMPORT_FIRST="1")
+
+
+def test_afl_fuzz_main_and_our_secondary_import_each_others_finds(bins, tmp_path):
+    """afl-fuzz -M is seeded with one door of two_doors, `forkserver fuzz -S` with the
+    other; neither can guess the other's 8-byte word, so each side's entries behind the
+    other door came from the peer."""
+    assert shutil.which("afl-fuzz"), "afl-fuzz is missing: scripts/setup.sh installs afl++"
+    for side, word in (("left", b"LEFTDOORaz"), ("right", b"RIGHTDORby")):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "seed").write_bytes(word)
+    sync = tmp_path / "sync"
+    ours = subprocess.Popen(cli_cmd() + ["fuzz", "-S", "ours", "-i", str(tmp_path / "right"), "-o", str(sync),
+                                         "--max-time", "16", "--plain", "--json", "--", str(bins["two_doors"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 30
+        while not (sync / "ours" / "queue").is_dir() or not _queue(sync / "ours" / "queue"):
+            assert time.monotonic() < deadline and ours.poll() is None, ours.stderr.read() if ours.poll() else ""
+            time.sleep(0.2)
+        subprocess.run(["afl-fuzz", "-M", "main", "-V", "8", "-i", str(tmp_path / "left"), "-o", str(sync), "--",
+                        str(bins["two_doors"])], env=dict(os.environ, **AFL_ENV), capture_output=True, timeout=120,
+                       start_new_session=True)
+        out, err = ours.communicate(timeout=60)
+    finally:
+        if ours.poll() is None:
+            os.killpg(ours.pid, signal.SIGKILL)
+    assert ours.returncode == 0, err
+    afl_queue, our_queue = _queue(sync / "main" / "queue"), _queue(sync / "ours" / "queue")
+    from_us = [name for name, data in afl_queue.items() if ",sync:ours," in name and data.startswith(b"RIGHTDOR")]
+    from_afl = [name for name, data in our_queue.items() if ",sync:main," in name and data.startswith(b"LEFTDOOR")]
+    assert from_us, list(afl_queue)
+    assert from_afl, list(our_queue)
+    summary = json.loads(out)
+    assert summary["imported"] >= len([n for n in our_queue if ",sync:" in n]) >= 1
+    assert int(read_stats(sync / "ours" / "fuzzer_stats")["corpus_imported"]) == summary["imported"]
+    assert _u32(sync / "ours" / ".synced" / "main") >= 1
+
+
+# ---- -j N ----
+
+def test_fuzz_j2_runs_two_pinned_workers_that_save_a_crash_once(bins, tmp_path):
+    """Two workers load the same seeds, one of which crashes: the crash is saved by one
+    of them only. Each worker has its own fuzzer_stats and is pinned to its own CPU
+    (when two are allowed); after the first sync period (5 s), the secondary has looked
+    at the main's queue and the other way round."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "hello").write_bytes(b"hello")
+    (seeds / "segv").write_bytes(b"SEGV")
+    out = tmp_path / "out"
+    proc = cli("fuzz", "-j", "2", "-i", seeds, "-o", out, "--max-time", "6", "--plain", "--json", "--",
+               bins["crash"], timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert [w["name"] for w in summary["workers"]] == ["main", "w1"]
+    assert [w["main"] for w in summary["workers"]] == [True, False]
+    assert all(w["crashing_runs"] >= 1 for w in summary["workers"]), summary["workers"]
+    segv_saved = [p for name in ("main", "w1") for p in (out / name / "crashes").iterdir()
+                  if p.name.startswith("id:") and p.read_bytes().startswith(b"SEGV")]
+    assert len(segv_saved) == 1, segv_saved
+    stats = {name: read_stats(out / name / "fuzzer_stats") for name in ("main", "w1")}
+    assert summary["execs"] == sum(int(s["execs_done"]) for s in stats.values()) > 0
+    pinned = [int(s["cpu_affinity"]) for s in stats.values()]
+    allowed = allowed_cpus()
+    assert pinned == (allowed[:2] if len(allowed) >= 2 else [allowed[0]] * 2), pinned
+    assert (out / "main" / "is_main_node").exists() and not (out / "w1" / "is_main_node").exists()
+    assert _u32(out / "w1" / ".synced" / "main") >= 2 and _u32(out / "main" / ".synced" / "w1") >= 2
+
+
+def _target_processes(binary: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "exe") == str(binary):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_a_worker_killed_mid_run_is_restarted_on_its_own_queue(bins, tmp_path):
+    """SIGKILL to one worker: the driver restarts it, resumed on its own directory, so
+    what it had saved stays and carries on; at the end no target process is left."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli_cmd() + ["fuzz", "-j", "2", "-o", str(out), "--max-time", "12", "--plain", "--json",
+                                         "-i", str(CORPORA / "maze"), "--", str(bins["maze"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=REPO)
+    try:
+        stats_path = out / "w1" / "fuzzer_stats"
+        deadline = time.monotonic() + 30
+        while not stats_path.exists() or len(_queue(out / "w1" / "queue")) < 4:
+            assert time.monotonic() < deadline and proc.poll() is None, "w1 never got going"
+            time.sleep(0.2)
+        first_pid = int(read_stats(stats_path)["fuzzer_pid"])
+        before = _queue(out / "w1" / "queue")
+        os.kill(first_pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["restarts"] == 1 and [w["restarts"] for w in summary["workers"]] == [0, 1]
+    assert "w1 died" in stderr and "restarted on its own queue" in stderr
+    after = _queue(out / "w1" / "queue")
+    assert all(after.get(name) == data for name, data in before.items()), "an entry saved before the kill was lost"
+    assert int(read_stats(stats_path)["fuzzer_pid"]) != first_pid
+    assert summary["workers"][1]["stop_reason"].startswith("--max-time")
+    assert not [p for p in _target_processes(bins["maze"].resolve()) if p != proc.pid]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-j", "0"], "-j takes a number of workers of at least 1"),
+    (["-j", "2", "--cpu", "0"], "--cpu takes auto or none with -j"),
+    (["-M", "a", "-S", "b"], "give one of them"),
+    (["-S", "../x"], "plain directory name"),
+    (["-M", "a", "--name", "b"], "drop --name"),
+])
+def test_campaign_options_are_checked_before_anything_starts(bins, tmp_path, args, message):
+    out = tmp_path / "out"
+    line = one_error_line(cli("fuzz", *args, "-i", CORPORA / "maze", "-o", out, "--", bins["maze"]))
+    assert message in line
+    assert not out.exists()
+
+
+def test_j2_refuses_an_output_directory_with_an_earlier_run(bins, tmp_path):
+    out = tmp_path / "out"
+    _entry(out / "w1", 0, b"earlier")
+    line = one_error_line(cli("fuzz", "-j", "2", "-i", CORPORA / "maze", "-o", out, "--", bins["maze"]))
+    assert "holds an earlier run" in line
+    assert sorted(p.name for p in out.iterdir()) == ["w1"], "a refused run made directories"
