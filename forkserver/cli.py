@@ -213,7 +213,7 @@ def cmd_fuzz(args, command) -> int:
     if resume and args.input not in (None, "-"):
         _note(f"resuming {out}: the seeds in {args.input} are not read again")
     target = _target(command, args)  # a bad target is refused before anything is written
-    if args.jobs is not None:
+    if args.jobs is not None or args.ray is not None:
         with target:
             status, summary = _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, seeds_dir,
                                                  tokens)
@@ -248,6 +248,14 @@ def _check_sync_options(args) -> None:
             raise UsageError("-j pins each worker to its own CPU: --cpu takes auto or none with -j")
         if args.name != "default":
             raise UsageError("-j names its workers main, w1, w2...: use -M NAME or -S NAME for other names")
+    if args.ray is not None:
+        from .ray_campaign import import_ray
+
+        import_ray()  # says how to install it
+        if args.cmplog:
+            raise UsageError("--ray does not run the comparison stage (-c, --cmplog): use -j N on one machine")
+        if args.name != "default":
+            raise UsageError("--ray names its workers main, w1, w2...: use -M NAME or -S NAME for other names")
 
 
 def _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, seeds_dir, tokens):
@@ -259,8 +267,10 @@ def _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, se
     from .outdir import OutputDir
     from .parallel import ParallelCampaign, WorkerSpec, worker_names
 
+    if args.ray is not None and args.jobs is None:
+        args.jobs = _ray_cluster_cpus(args.ray)
     names = worker_names(args.jobs, args.main_name, args.secondary_name)
-    cpus = worker_cpus(args.jobs) if args.cpu == "auto" else [None] * args.jobs
+    cpus = worker_cpus(args.jobs) if args.cpu == "auto" and args.ray is None else [None] * args.jobs
     cmplog = None
     if args.cmplog == "auto":
         if Path(command[0]).suffix not in (".c", ".cc", ".cpp"):
@@ -279,7 +289,7 @@ def _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, se
     except ForkserverError:
         _remove_unused_instances(made, out if created_out else None)
         raise
-    if args.cpu == "auto" and args.jobs > len(allowed_cpus()):
+    if args.cpu == "auto" and args.ray is None and args.jobs > len(allowed_cpus()):
         _note(f"-j {args.jobs} on {len(allowed_cpus())} allowed CPUs: workers share CPUs, and each runs slower")
     runs = None if args.runs is None else -(-args.runs // args.jobs)  # --runs is the campaign's, split evenly
     specs = [WorkerSpec(
@@ -293,7 +303,13 @@ def _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, se
     monitor = make_monitor(live=False if args.plain else None)
     monitor.event(f"{args.jobs} workers in {out} ({', '.join(n for n, _ in names)}); "
                   f"seeds {'(resumed)' if resume else seeds_dir}; target {' '.join(command)}")
-    campaign = ParallelCampaign(specs, monitor)
+    if args.ray is not None:
+        from .ray_campaign import RayCampaign
+
+        campaign = RayCampaign(specs, target.path, out, monitor, address=args.ray or None,
+                               exit_on_crash=args.exit_on_crash)
+    else:
+        campaign = ParallelCampaign(specs, monitor)
     try:
         summary = campaign.run()
     except ForkserverError:
@@ -301,6 +317,19 @@ def _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, se
         raise
     found = summary["saved_crashes"] > 0
     return (77 if args.exit_on_crash and found else 0), summary
+
+
+def _ray_cluster_cpus(address: str) -> int:
+    """-j for --ray without one: the CPUs of the cluster (this machine's for a local one)."""
+    if not address:
+        from .cpu import allowed_cpus
+
+        return len(allowed_cpus())
+    from .ray_campaign import import_ray
+
+    ray = import_ray()
+    ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    return max(int(ray.cluster_resources().get("CPU", 1)), 1)
 
 
 def _remove_unused_instances(instances: list[Path], out: Path | None) -> None:
@@ -489,6 +518,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", dest="jobs", type=int, metavar="N",
                    help="N worker processes, each pinned to its own CPU, sharing finds through -o (afl-fuzz's "
                         "sync layout: the first is the main)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the workers (-j N; default: the cluster's CPUs) as Ray actors on the cluster at "
+                        "ADDRESS, or on a local one without it (pip install 'forkserver[ray]')")
     p.add_argument("--resume", action="store_true", help="resume the run in the output directory")
     p.add_argument("-x", dest="dict", action="append", metavar="DICT",
                    help="dictionary: AFL or libFuzzer file (file@LEVEL), or a directory of tokens; repeatable")

@@ -202,6 +202,7 @@ class Fuzzer:
                 r = self._run(path.read_bytes(), keep_map=True)
                 if r.outcome is Outcome.CRASH:
                     self.objectives.crashes.is_interesting(r)
+                self._list_crash(path, r)
                 self.status.crashes += 1
         self.status.hangs = sum(1 for p in self.out.hangs.iterdir() if p.name.startswith("id:"))
         self.monitor.event(f"resumed {len(entries)} queue entries, {self.status.crashes} crashes, "
@@ -399,14 +400,19 @@ class Fuzzer:
         self.status.crashes += 1
         self.status.last_crash = time.time()
         self.found_crash = True
+        repro, what = self._list_crash(path, r)
+        self.monitor.event(f"new crash ({what}): {repro}")
+        if self.opts.exit_on_crash:
+            raise Stop("a crash was found (--exit-on-crash)")
+
+    def _list_crash(self, path: Path, r: ExecResult) -> tuple[str, str]:
+        """A saved crash (this run's or a resumed one's) in the summary: how to reproduce it."""
         repro = shlex.join(self.opts.repro_prefix + ["-i", str(path), "--"] + self.opts.target_command)
         what = r.sanitizer or (f"signal {r.signal}" if r.signal else "")
         self.crash_repros.append((repro, what))
         self.saved_crashes.append({"path": str(path), "signal": r.signal, "sanitizer": r.sanitizer or None,
                                    "reproduce": repro})
-        self.monitor.event(f"new crash ({what}): {repro}")
-        if self.opts.exit_on_crash:
-            raise Stop("a crash was found (--exit-on-crash)")
+        return repro, what
 
     # ---- figures ----
 

@@ -254,40 +254,51 @@ class ParallelCampaign:
         self._receive(timeout=0.05)
 
     def status(self) -> Status:
-        """The figures of all workers as one: sums of what adds up, the best of the rest."""
-        rows = [w.status for w in self.workers if w.status is not None]
-        st = Status(started=self.started, mode="starting")
-        if rows:
-            st.mode = rows[0].mode
-            st.backend = rows[0].backend
-            st.map_size = max(r.map_size for r in rows)
-            for key in ("execs", "execs_per_sec", "crashes", "hangs", "total_crashes", "total_timeouts"):
-                setattr(st, key, sum(getattr(r, key) for r in rows))
-            for key in ("corpus", "favored", "edges", "cycles"):
-                setattr(st, key, max(getattr(r, key) for r in rows))
-            st.stability = min(r.stability for r in rows)
-            st.last_find = max((r.last_find for r in rows if r.last_find), default=None)
-            st.last_crash = max((r.last_crash for r in rows if r.last_crash), default=None)
-        st.workers = [(w.spec.name, w.spec.cpu, w.status) for w in self.workers]
-        return st
+        return aggregate_status([(w.spec.name, w.spec.cpu, w.status) for w in self.workers], self.started)
 
     def _summary(self) -> dict:
-        rows = [w.summary or {} for w in self.workers]
-        seconds = time.time() - self.started
-        execs = sum(r.get("execs", 0) for r in rows)
-        reasons = {r.get("stop_reason") for r in rows if r.get("stop_reason")}
-        if not self.stop_reason:
-            self.stop_reason = reasons.pop() if len(reasons) == 1 else ", ".join(sorted(reasons)) or "stopped"
-        return {
-            "stop_reason": self.stop_reason, "jobs": len(self.workers), "seconds": round(seconds, 3),
-            "execs": execs, "execs_per_sec": round(sum(r.get("execs_per_sec", 0) for r in rows), 1),
-            "saved_crashes": sum(r.get("saved_crashes", 0) for r in rows),
-            "saved_hangs": sum(r.get("saved_hangs", 0) for r in rows),
-            "imported": sum(r.get("imported", 0) for r in rows),
-            "sync_seconds": round(sum(r.get("sync_seconds", 0) for r in rows), 3),
-            "restarts": sum(w.restarts for w in self.workers),
-            "output": self.workers[0].spec.out,
-            "crashes": [c for r in rows for c in r.get("crashes", [])],
-            "workers": [dict(r, name=w.spec.name, cpu=w.spec.cpu, main=w.spec.main, restarts=w.restarts)
-                        for w, r in zip(self.workers, rows)],
-        }
+        summary = combine_summaries([(w.spec, w.summary or {}, w.restarts) for w in self.workers],
+                                    time.time() - self.started, self.stop_reason)
+        self.stop_reason = summary["stop_reason"]
+        return summary
+
+
+def aggregate_status(workers: list[tuple[str, int | None, Status | None]], started: float) -> Status:
+    """The figures of all workers as one: sums of what adds up, the best of the rest."""
+    rows = [st for _, _, st in workers if st is not None]
+    st = Status(started=started, mode="starting")
+    if rows:
+        st.mode = rows[0].mode
+        st.backend = rows[0].backend
+        st.map_size = max(r.map_size for r in rows)
+        for key in ("execs", "execs_per_sec", "crashes", "hangs", "total_crashes", "total_timeouts"):
+            setattr(st, key, sum(getattr(r, key) for r in rows))
+        for key in ("corpus", "favored", "edges", "cycles"):
+            setattr(st, key, max(getattr(r, key) for r in rows))
+        st.stability = min(r.stability for r in rows)
+        st.last_find = max((r.last_find for r in rows if r.last_find), default=None)
+        st.last_crash = max((r.last_crash for r in rows if r.last_crash), default=None)
+    st.workers = list(workers)
+    return st
+
+
+def combine_summaries(workers: list[tuple[WorkerSpec, dict, int]], seconds: float, stop_reason: str) -> dict:
+    """The campaign's final figures (`--json`) from each worker's (spec, summary, restarts)."""
+    rows = [summary for _, summary, _ in workers]
+    if not stop_reason:
+        reasons = sorted({r["stop_reason"] for r in rows if r.get("stop_reason")})
+        stop_reason = reasons[0] if len(reasons) == 1 else ", ".join(reasons) or "stopped"
+    return {
+        "stop_reason": stop_reason, "jobs": len(workers), "seconds": round(seconds, 3),
+        "execs": sum(r.get("execs", 0) for r in rows),
+        "execs_per_sec": round(sum(r.get("execs_per_sec", 0) for r in rows), 1),
+        "saved_crashes": sum(r.get("saved_crashes", 0) for r in rows),
+        "saved_hangs": sum(r.get("saved_hangs", 0) for r in rows),
+        "imported": sum(r.get("imported", 0) for r in rows),
+        "sync_seconds": round(sum(r.get("sync_seconds", 0) for r in rows), 3),
+        "restarts": sum(restarts for *_, restarts in workers),
+        "output": workers[0][0].out,
+        "crashes": [c for r in rows for c in r.get("crashes", [])],
+        "workers": [dict(r, name=spec.name, cpu=spec.cpu, main=spec.main, restarts=restarts)
+                    for spec, r, restarts in workers],
+    }

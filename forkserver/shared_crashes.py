@@ -46,8 +46,7 @@ class SharedCrashes:
             with mmap.mmap(fd, simplified.size) as m:
                 virgin = np.frombuffer(m, dtype=np.uint8)
                 try:
-                    return lib.fs_host_has_new_bits(ffi.from_buffer(simplified), ffi.from_buffer(virgin),
-                                                    simplified.size, 1) != 0
+                    return _new_bits(simplified, virgin)
                 finally:
                     del virgin  # the mmap cannot close while a view of it lives
         finally:
@@ -58,3 +57,33 @@ class SharedCrashes:
             return set(self.summaries_path.read_text().splitlines())
         except OSError:
             return set()
+
+
+class CrashUniqueness:
+    """The same rule in one process's memory: the Ray coordinator's, which every worker asks."""
+
+    def __init__(self):
+        self.virgin = np.zeros(0, dtype=np.uint8)
+        self.summaries: set[str] = set()
+
+    def claim_hits(self, hits: np.ndarray, size: int, sanitizer: str | None) -> bool:
+        """claim() of the simplified trace whose hit edges are hits."""
+        simplified = np.ones(size, dtype=np.uint8)
+        simplified[0] = 0
+        simplified[np.asarray(hits, dtype=np.int64)] = 128
+        return self.claim(simplified, sanitizer)
+
+    def claim(self, simplified: np.ndarray, sanitizer: str | None) -> bool:
+        simplified = np.ascontiguousarray(simplified, dtype=np.uint8)
+        if self.virgin.size < simplified.size:
+            self.virgin = np.concatenate([self.virgin, np.full(simplified.size - self.virgin.size, 0xFF, np.uint8)])
+        new_path = _new_bits(simplified, self.virgin[:simplified.size])
+        new_bug = bool(sanitizer) and sanitizer not in self.summaries
+        if sanitizer:
+            self.summaries.add(sanitizer)
+        return new_path or new_bug
+
+
+def _new_bits(simplified: np.ndarray, virgin: np.ndarray) -> bool:
+    """AFL's has_new_bits of a simplified trace, clearing what it reached in virgin."""
+    return lib.fs_host_has_new_bits(ffi.from_buffer(simplified), ffi.from_buffer(virgin), simplified.size, 1) != 0

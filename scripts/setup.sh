@@ -27,4 +27,5 @@ fi
 
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-"$PYTHON" -m pip install -q -e ".[test]"
+# the extras to install: test by default; the test command adds ray (the Ray campaign tests)
+"$PYTHON" -m pip install -q -e ".[${FORKSERVER_EXTRAS:-test}]"

@@ -1,11 +1,14 @@
 """Campaigns of many instances: afl-fuzz's sync directory both ways (-M/-S), and
 `fuzz -j N` (pinned worker processes sharing finds and crash uniqueness)."""
+import io
 import json
 import os
 import shutil
 import signal
 import struct
 import subprocess
+import sys
+import threading
 import time
 from multiprocessing import get_context
 from pathlib import Path
@@ -17,6 +20,7 @@ from conftest import CORPORA, HARNESS_DIR, REPO, cli, cli_cmd, one_error_line
 from forkserver.cpu import allowed_cpus
 from forkserver.feedbacks import simplify
 from forkserver.fuzzer import read_stats
+from forkserver.monitor import Monitor
 from forkserver.shared_crashes import SharedCrashes
 from forkserver.sync import SyncDir
 
@@ -220,3 +224,64 @@ def test_j2_refuses_an_output_directory_with_an_earlier_run(bins, tmp_path):
     line = one_error_line(cli("fuzz", "-j", "2", "-i", CORPORA / "maze", "-o", out, "--", bins["maze"]))
     assert "holds an earlier run" in line
     assert sorted(p.name for p in out.iterdir()) == ["w1"], "a refused run made directories"
+
+
+# ---- Ray ----
+
+def test_ray_says_how_to_install_it_when_it_is_missing(bins, tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; from forkserver.cli import main; "
+            f"sys.exit(main(['fuzz', '--ray', '-i', {str(CORPORA / 'maze')!r}, '-o', {str(tmp_path / 'o')!r}, "
+            f"'--', {str(bins['maze'])!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert one_error_line(proc) == "forkserver: error: --ray needs Ray: pip install 'forkserver[ray]'"
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_ray_campaign_saves_the_maze_crash_and_a_killed_worker_loses_nothing(bins, tmp_path):
+    """Two worker actors on a local Ray cluster. The crash lands in the driver's output
+    directory; the actor that saved it is then killed, started again from what it had
+    reported (its queue and the crash), and the crash is neither lost nor saved twice."""
+    import ray
+
+    from forkserver.inputs import read_inputs
+    from forkserver.outdir import OutputDir
+    from forkserver.parallel import WorkerSpec
+    from forkserver.ray_campaign import RayCampaign
+
+    out = tmp_path / "out"
+    names = ["main", "w1"]
+    seeds = read_inputs(str(CORPORA / "maze"))
+    specs = [WorkerSpec(index=k, name=name, main=k == 0, cpu=None, seed=k, command=[str(bins["maze"])], out=str(out),
+                        mode="auto", backend="auto", timeout_ms=1000, hang_timeout_ms=2000, max_time=14,
+                        max_runs=None, batch=256, exit_on_crash=False, tokens=[], seeds=seeds, resume=False)
+             for k, name in enumerate(names)]
+    for name in names:
+        OutputDir.open(out, name)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             object_store_memory=128 << 20)
+    try:
+        events = io.StringIO()
+        campaign = RayCampaign(specs, bins["maze"], out, Monitor(events))
+        result: list = []
+        runner = threading.Thread(target=lambda: result.append(campaign.run()))
+        runner.start()
+        deadline = time.monotonic() + 60
+        while not (saved := [(k, p) for k, n in enumerate(names) for p in (out / n / "crashes").glob("id:*")]):
+            assert time.monotonic() < deadline and runner.is_alive(), events.getvalue()
+            time.sleep(0.2)
+        (killed, crash), = saved
+        first_bytes = crash.read_bytes()
+        ray.kill(campaign.actors[killed], no_restart=True)
+        runner.join(timeout=120)
+        assert not runner.is_alive() and result, events.getvalue()
+    finally:
+        ray.shutdown()
+    summary = result[0]
+    assert summary["restarts"] == 1 and summary["workers"][killed]["restarts"] == 1, summary
+    assert f"{names[killed]} died; restarted from the" in events.getvalue()
+    assert crash.read_bytes() == first_bytes
+    crashes = [p for n in names for p in (out / n / "crashes").glob("id:*")]
+    assert crashes == [crash], crashes
+    assert summary["saved_crashes"] == 1 and summary["crashes"][0]["path"] == str(crash), summary["crashes"]
+    assert summary["workers"][killed]["corpus"] >= len(seeds)  # it went on from its reported queue
+    assert all(w["stop_reason"].startswith("--max-time") for w in summary["workers"]), summary["workers"]

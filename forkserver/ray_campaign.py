@@ -1,0 +1,388 @@
+"""`forkserver fuzz --ray [ADDRESS]`: the workers as Ray actors, on every node of a cluster.
+
+No filesystem is shared. The driver ships the target binary and the seeds through
+Ray's object store; each worker actor fuzzes in a scratch directory on its node, pinned
+to a CPU it claims there. Finds travel through one coordinator actor that owns the
+campaign's corpus (every entry a worker saved) and crash uniqueness: workers pull their
+peers' entries from it as they would read a sync directory, and report what they save
+before they go on. The driver writes every entry, crash and hang into its output
+directory in afl-fuzz's layout (OUT/NAME/{queue,crashes,hangs}). A worker that dies is
+started again, on any node, from what it had reported."""
+import fcntl
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ForkserverError, UsageError
+from .monitor import Monitor, Status
+from .parallel import WorkerSpec, aggregate_status, combine_summaries
+from .sync import Batch
+
+INSTALL_HINT = "--ray needs Ray: pip install 'forkserver[ray]'"
+STATUS_EVERY_S = 1.0          # a worker's figures to the coordinator
+DRAIN_EVERY_S = 0.5           # the driver's look at the coordinator
+MAX_RESTARTS = 5
+STOP_GRACE_S = 15.0
+KINDS = ("queue", "crashes", "hangs")
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    return ray
+
+
+class Coordinator:
+    """The campaign's state, in one actor: what each worker saved (in report order),
+    which crashes are saved already, the workers' figures and events, and whether to stop."""
+
+    def __init__(self, exit_on_crash: bool):
+        from .shared_crashes import CrashUniqueness
+
+        self.files: list[tuple[int, str, str, bytes]] = []   # (worker, kind, file name, bytes)
+        self.crashes = CrashUniqueness()
+        self.status: dict[int, Status] = {}
+        self.events: list[tuple[int, str]] = []
+        self.where: dict[int, dict] = {}
+        self.exit_on_crash = exit_on_crash
+        self.stopping = False
+
+    def hello(self, index: int, where: dict) -> None:
+        self.where[index] = where
+
+    def report(self, index: int, kind: str, name: str, data: bytes) -> None:
+        self.files.append((index, kind, name, data))
+        if kind == "crashes" and self.exit_on_crash:
+            self.stopping = True
+
+    def claim_crash(self, hits: np.ndarray, size: int, sanitizer: str | None) -> bool:
+        return self.crashes.claim_hits(hits, size, sanitizer)
+
+    def pull(self, index: int, cursor: int) -> tuple[list[tuple[int, str, bytes]], int]:
+        """The queue entries other workers saved from position cursor on, and the next cursor."""
+        new = [(w, name, data) for w, kind, name, data in self.files[cursor:] if kind == "queue" and w != index]
+        return new, len(self.files)
+
+    def update(self, index: int, status: Status) -> bool:
+        self.status[index] = status
+        return self.stopping
+
+    def event(self, index: int, text: str) -> None:
+        self.events.append((index, text))
+
+    def drain(self, cursor: int, event_cursor: int) -> tuple:
+        """For the driver: the files and events since its cursors, the figures, the placements."""
+        return (self.files[cursor:], len(self.files), self.events[event_cursor:], len(self.events),
+                dict(self.status), dict(self.where))
+
+    def files_of(self, index: int) -> list[tuple[str, str, bytes]]:
+        return [(kind, name, data) for w, kind, name, data in self.files if w == index]
+
+    def stop(self) -> None:
+        self.stopping = True
+
+
+class _RaySync:
+    """A worker's sync: its peers' entries come from the coordinator, and what it saves
+    goes there before the worker carries on (so a worker that dies loses nothing it saved)."""
+
+    def __init__(self, ray, coordinator, index: int, names: list[str]):
+        self.ray, self.coordinator, self.index, self.names = ray, coordinator, index, names
+        self.cursor = 0
+
+    def pending(self):
+        new, cursor = self.ray.get(self.coordinator.pull.remote(self.index, self.cursor))
+        by_peer: dict[int, list] = {}
+        for peer, name, data in new:
+            by_peer.setdefault(peer, []).append((int(name[3:9]), data))
+        for peer, entries in by_peer.items():
+            yield Batch(self.names[peer], entries, cursor)
+        self.cursor = cursor
+
+    def done(self, batch: Batch) -> None:
+        pass  # the cursor moves once every peer's batch ran
+
+    def published(self, kind: str, path: Path, data: bytes) -> None:
+        self.ray.get(self.coordinator.report.remote(self.index, kind, path.name, data))
+
+
+class _RayCrashes:
+    """Crash uniqueness asked of the coordinator: the edges of the simplified trace."""
+
+    def __init__(self, ray, coordinator):
+        self.ray, self.coordinator = ray, coordinator
+
+    def claim(self, simplified: np.ndarray, sanitizer: str | None) -> bool:
+        hits = np.flatnonzero(simplified == 128).astype(np.uint32)
+        return self.ray.get(self.coordinator.claim_crash.remote(hits, int(simplified.size), sanitizer))
+
+
+class _RayMonitor(Monitor):
+    """A worker's figures and events to the coordinator; its answer says whether to stop."""
+
+    def __init__(self, ray, coordinator, index: int):
+        super().__init__(interval=STATUS_EVERY_S)
+        self.ray, self.coordinator, self.index = ray, coordinator, index
+
+    def start(self, status: Status) -> None:
+        self.coordinator.update.remote(self.index, status)
+
+    def update(self, status: Status, force: bool = False) -> None:
+        from .fuzzer import Stop
+
+        now = time.monotonic()
+        if force or now - self._last >= self.interval:
+            self._last = now
+            if self.ray.get(self.coordinator.update.remote(self.index, status)):
+                raise Stop("the campaign was stopped")
+
+    def event(self, text: str) -> None:
+        self.coordinator.event.remote(self.index, text)
+
+    def stop(self, status: Status, reason: str, crashes) -> None:
+        self.ray.get(self.coordinator.update.remote(self.index, status))
+
+
+def claim_cpu() -> tuple[int | None, object]:
+    """A CPU of this node no other worker holds (a lock file per CPU, held while the
+    worker lives): (cpu, the open lock), or (None, None) when all are taken."""
+    from .cpu import allowed_cpus
+
+    locks = Path(tempfile.gettempdir()) / "forkserver-cpus"
+    locks.mkdir(exist_ok=True)
+    for cpu in allowed_cpus():
+        f = open(locks / f"cpu{cpu}", "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return cpu, f
+        except BlockingIOError:
+            f.close()
+    return None, None
+
+
+class Worker:
+    """One pinned fuzzer with its own target, in a scratch directory of its node."""
+
+    def __init__(self, spec: WorkerSpec, names: list[str], coordinator, binary: bytes,
+                 restore: list[tuple[str, str, bytes]]):
+        self.spec, self.names, self.coordinator = spec, names, coordinator
+        self.binary, self.restore = binary, restore
+
+    def run(self) -> dict:
+        import ray
+
+        from .cpu import pin
+        from .executors import make_executor
+        from .fuzzer import FuzzOptions, Fuzzer
+        from .outdir import OutputDir
+        from .target import Target
+
+        spec = self.spec
+        cpu, self._cpu_lock = claim_cpu()
+        pin(cpu)
+        scratch = Path(tempfile.mkdtemp(prefix=f"forkserver-ray-{spec.name}-"))
+        try:
+            binary = scratch / "target"
+            binary.write_bytes(self.binary)
+            binary.chmod(0o755)
+            out = scratch / "out"
+            for kind, name, data in self.restore:
+                (out / spec.name / kind).mkdir(parents=True, exist_ok=True)
+                (out / spec.name / kind / name).write_bytes(data)
+            resume = any(kind == "queue" for kind, _, _ in self.restore)
+            ray.get(self.coordinator.hello.remote(spec.index, {
+                "node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "cpu": cpu}))
+            target = Target.from_command([str(binary)] + spec.command[1:])
+            target.detect_leaks = spec.detect_leaks
+            with target:
+                executor = make_executor(spec.mode, target, spec.timeout_ms, spec.backend, cpu)
+                outdir = OutputDir.open(out, spec.name, resume=resume)
+                options = FuzzOptions(
+                    seed=spec.seed, hang_timeout_ms=spec.hang_timeout_ms, max_time=spec.max_time,
+                    max_runs=spec.max_runs, exit_on_crash=False, batch=spec.batch, tokens=spec.tokens,
+                    repro_prefix=spec.repro_prefix, target_command=spec.command, command_line=spec.command_line)
+                fuzzer = Fuzzer(executor, outdir, options, _RayMonitor(ray, self.coordinator, spec.index), None,
+                                sync=_RaySync(ray, self.coordinator, spec.index, self.names),
+                                shared_crashes=_RayCrashes(ray, self.coordinator))
+                fuzzer.run(None if resume else spec.seeds, resume=resume)
+            return dict(fuzzer.summary, cpu=cpu)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+class RayCampaign:
+    """The driver: starts the coordinator and the workers, writes what they find, shows
+    their figures as one, and starts a dead worker again from what it had reported."""
+
+    def __init__(self, specs: list[WorkerSpec], binary: Path, out: Path, monitor: Monitor,
+                 address: str | None = None, exit_on_crash: bool = False):
+        self.ray = import_ray()
+        self.specs, self.binary, self.out, self.monitor = specs, binary, Path(out), monitor
+        self.address, self.exit_on_crash = address, exit_on_crash
+        self.names = [s.name for s in specs]
+        self.actors: list = [None] * len(specs)
+        self.refs: list = [None] * len(specs)
+        self.summaries: list[dict | None] = [None] * len(specs)
+        self.restarts = [0] * len(specs)
+        self.status: dict[int, Status] = {}
+        self.where: dict[int, dict] = {}
+        self.crash_repros: list[tuple[str, str]] = []
+        self.stop_reason = ""
+        self.started = time.time()
+        self._cursor = self._event_cursor = 0
+        self._started_ray = False
+
+    # ---- the campaign ----
+
+    def run(self) -> dict:
+        ray = self.ray
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+            self._started_ray = True
+        try:
+            coordinator_cls = ray.remote(num_cpus=0)(Coordinator)
+            self.coordinator = coordinator_cls.remote(self.exit_on_crash)
+            self.binary_ref = ray.put(self.binary.read_bytes())
+            for k in range(len(self.specs)):
+                self._start(k, self._resumed_files(k))
+            self.monitor.start(self._aggregate())
+            try:
+                self._loop()
+            except KeyboardInterrupt:
+                self.stop_reason = "interrupted"
+                self._stop_all()
+            self._drain()
+            summary = self._summary()
+            self.monitor.stop(self._aggregate(), summary["stop_reason"], self.crash_repros)
+            return summary
+        finally:
+            if self._started_ray:
+                ray.shutdown()
+
+    def _start(self, k: int, restore: list[tuple[str, str, bytes]]) -> None:
+        worker_cls = self.ray.remote(num_cpus=1, max_restarts=0)(Worker)
+        self.actors[k] = worker_cls.remote(self.specs[k], self.names, self.coordinator, self.binary_ref, restore)
+        self.refs[k] = self.actors[k].run.remote()
+
+    def _resumed_files(self, k: int) -> list[tuple[str, str, bytes]]:
+        """A resumed campaign: what the driver's directory holds for this worker."""
+        if not self.specs[k].resume:
+            return []
+        base = self.out / self.specs[k].name
+        return [(kind, p.name, p.read_bytes()) for kind in KINDS if (base / kind).is_dir()
+                for p in sorted((base / kind).iterdir()) if p.name.startswith("id:")]
+
+    def _loop(self) -> None:
+        ray = self.ray
+        while any(s is None for s in self.summaries):
+            pending = [r for r, s in zip(self.refs, self.summaries) if s is None]
+            ready, _ = ray.wait(pending, num_returns=1, timeout=DRAIN_EVERY_S)
+            self._drain()
+            for ref in ready:
+                k = self.refs.index(ref)
+                try:
+                    self.summaries[k] = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, ForkserverError):
+                        self._stop_all()
+                        raise type(cause)(f"{self.names[k]}: {cause}") from None
+                    raise
+                except ray.exceptions.RayActorError as exc:
+                    self._restart(k, exc)
+            self.monitor.update(self._aggregate())
+
+    def _restart(self, k: int, exc: Exception) -> None:
+        name = self.names[k]
+        if self.restarts[k] >= MAX_RESTARTS:
+            self._stop_all()
+            raise ForkserverError(f"{name} died {self.restarts[k] + 1} times (last: {str(exc).splitlines()[0]}); "
+                                  f"{self.out / name} keeps what it found")
+        self.restarts[k] += 1
+        self._drain()  # its last reports first
+        restore = self.ray.get(self.coordinator.files_of.remote(k))
+        spec = self.specs[k]
+        if spec.max_time is not None:  # the campaign's clock does not start again
+            spec.max_time = max(spec.max_time - (time.time() - self.started), 0.001)
+        self.monitor.event(f"{name} died; restarted from the {len(restore)} entries it had reported")
+        self._start(k, restore)
+
+    def _stop_all(self) -> None:
+        """Asks the workers to stop (they see it at their next report), then waits."""
+        self.ray.get(self.coordinator.stop.remote())
+        pending = [r for r, s in zip(self.refs, self.summaries) if s is None]
+        done, left = self.ray.wait(pending, num_returns=len(pending), timeout=STOP_GRACE_S)
+        for ref in done:
+            k = self.refs.index(ref)
+            try:
+                self.summaries[k] = self.ray.get(ref)
+            except Exception:
+                self.summaries[k] = {}
+        for ref in left:
+            k = self.refs.index(ref)
+            self.ray.kill(self.actors[k])
+            self.summaries[k] = {}
+
+    # ---- what the coordinator holds ----
+
+    def _drain(self) -> None:
+        files, self._cursor, events, self._event_cursor, status, where = self.ray.get(
+            self.coordinator.drain.remote(self._cursor, self._event_cursor))
+        for k, kind, name, data in files:
+            directory = self.out / self.names[k] / kind
+            directory.mkdir(parents=True, exist_ok=True)
+            final = directory / name
+            tmp = self.out / self.names[k] / f".tmp-{os.getpid()}"
+            tmp.write_bytes(data)
+            os.replace(tmp, final)
+            if kind == "crashes":
+                repro = self._reproduce(self.specs[k], final)
+                self.crash_repros.append((repro, ""))
+                self.monitor.event(f"{self.names[k]}: new crash: {repro}")
+                if self.exit_on_crash and not self.stop_reason:
+                    self.stop_reason = f"{self.names[k]}: a crash was found (--exit-on-crash)"
+        for k, text in events:
+            if not text.startswith("new crash"):  # announced above, with the driver's path
+                self.monitor.event(f"{self.names[k]}: {text}")
+        self.status.update(status)
+        self.where.update(where)
+
+    def _driver_side(self, spec: WorkerSpec, crash: dict) -> dict:
+        """A worker's crash, as the driver's output directory holds it."""
+        path = self.out / spec.name / "crashes" / Path(crash["path"]).name
+        return dict(crash, path=str(path), reproduce=self._reproduce(spec, path))
+
+    @staticmethod
+    def _reproduce(spec: WorkerSpec, path: Path) -> str:
+        return shlex.join(spec.repro_prefix + ["-i", str(path), "--"] + spec.command)
+
+    def _aggregate(self) -> Status:
+        rows = [(name, self.where.get(k, {}).get("cpu"), self.status.get(k)) for k, name in enumerate(self.names)]
+        return aggregate_status(rows, self.started)
+
+    def _summary(self) -> dict:
+        workers = []
+        for k, spec in enumerate(self.specs):
+            row = dict(self.summaries[k] or {})
+            row["output"] = str(self.out / spec.name)
+            row["node"] = self.where.get(k, {}).get("node")
+            row["crashes"] = [self._driver_side(spec, c) for c in row.get("crashes", [])]
+            cpu = row.pop("cpu", None)
+            workers.append((_with_cpu(spec, cpu), row, self.restarts[k]))
+        summary = combine_summaries(workers, time.time() - self.started, self.stop_reason)
+        summary["output"] = str(self.out)
+        summary["ray"] = True
+        return summary
+
+
+def _with_cpu(spec: WorkerSpec, cpu: int | None) -> WorkerSpec:
+    from dataclasses import replace
+
+    return replace(spec, cpu=cpu)
