@@ -325,10 +325,10 @@ def _ray_cluster_cpus(address: str) -> int:
         from .cpu import allowed_cpus
 
         return len(allowed_cpus())
-    from .ray_campaign import import_ray
+    from .ray_campaign import connect, import_ray
 
     ray = import_ray()
-    ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    connect(ray, address)
     return max(int(ray.cluster_resources().get("CPU", 1)), 1)
 
 

@@ -39,6 +39,26 @@ def import_ray():
     return ray
 
 
+def connect(ray, address: str | None) -> None:
+    """ray.init: the cluster at address, or a local one started here."""
+    host, sep, port = (address or "").rpartition(":")
+    if sep and host and "/" not in host and port.isdigit():
+        import socket
+
+        try:  # Ray itself would retry an address where nothing listens for minutes
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as exc:
+            raise ForkserverError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it "
+                                  "with `ray start --head`, and give the address it prints") from None
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    except ConnectionError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ForkserverError(f"cannot reach the Ray cluster at {address} ({first}): start it with "
+                              "`ray start --head` and give the address it prints, or `--ray auto` on one of its "
+                              "nodes (a cluster with token authentication also needs RAY_AUTH_MODE=token)") from None
+
+
 class Coordinator:
     """The campaign's state, in one actor: what each worker saved (in report order),
     which crashes are saved already, the workers' figures and events, and whether to stop."""
@@ -244,7 +264,7 @@ class RayCampaign:
     def run(self) -> dict:
         ray = self.ray
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+            connect(ray, self.address)
             self._started_ray = True
         try:
             coordinator_cls = ray.remote(num_cpus=0)(Coordinator)
