@@ -165,6 +165,7 @@ class Fuzzer:
             if cal.outcome is Outcome.OK:
                 path = self.out.add_seed(data, name)
                 self._add_entry(path, data, cal, depth=1, new_edges=True)
+                self._published("queue", path, data)
             elif cal.outcome is Outcome.CRASH:
                 problems.append(f"{name} crashes")
                 if self.objectives.new_crash(cal.first):

@@ -126,12 +126,12 @@ class LiveMonitor(Monitor):
             return Panel(t, title="forkserver fuzz", border_style="blue", expand=False)
         from rich.console import Group
 
-        w = Table(box=None, padding=(0, 2), header_style="bold cyan")
+        w = Table(box=None, padding=(0, 1), header_style="bold cyan")
         for column in ("worker", "cpu", "exec/s", "execs", "corpus", "edges", "crashes", "hangs"):
-            w.add_column(column, justify="left" if column == "worker" else "right")
+            w.add_column(column, justify="left" if column == "worker" else "right", no_wrap=True)
         for name, cpu, ws in st.workers:
             if ws is None:
-                w.add_row(name, str(cpu if cpu is not None else "-"), "starting", "", "", "", "", "")
+                w.add_row(f"{name} (starting)", str(cpu if cpu is not None else "-"), "", "", "", "", "", "")
             else:
                 w.add_row(name, str(cpu if cpu is not None else "-"), f"{ws.execs_per_sec:,.0f}", f"{ws.execs:,}",
                           str(ws.corpus), str(ws.edges), str(ws.crashes), str(ws.hangs))

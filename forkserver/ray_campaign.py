@@ -63,10 +63,12 @@ class Coordinator:
     """The campaign's state, in one actor: what each worker saved (in report order),
     which crashes are saved already, the workers' figures and events, and whether to stop."""
 
-    def __init__(self, exit_on_crash: bool):
+    def __init__(self, names: list[str], exit_on_crash: bool):
         from .shared_crashes import CrashUniqueness
 
+        self.names = names
         self.files: list[tuple[int, str, str, bytes]] = []   # (worker, kind, file name, bytes)
+        self.found: dict[tuple[int, int], bytes] = {}         # (worker, queue id) -> its own find
         self.crashes = CrashUniqueness()
         self.status: dict[int, Status] = {}
         self.events: list[tuple[int, str]] = []
@@ -77,7 +79,17 @@ class Coordinator:
     def hello(self, index: int, where: dict) -> None:
         self.where[index] = where
 
-    def report(self, index: int, kind: str, name: str, data: bytes) -> None:
+    def report(self, index: int, kind: str, name: str, data: bytes | None) -> None:
+        """A file a worker saved. An entry it imported from a peer comes without its
+        bytes (name `…,sync:PEER,src:ID,…`): they are the peer's, held once."""
+        if data is None:
+            fields = dict(part.split(":", 1) for part in name.split(",") if ":" in part)
+            peer = self.names.index(fields["sync"]) if fields.get("sync") in self.names else -1
+            data = self.found.get((peer, int(fields.get("src", -1))))
+            if data is None:
+                return
+        elif kind == "queue":
+            self.found[(index, int(name[3:9]))] = data
         self.files.append((index, kind, name, data))
         if kind == "crashes" and self.exit_on_crash:
             self.stopping = True
@@ -86,8 +98,10 @@ class Coordinator:
         return self.crashes.claim_hits(hits, size, sanitizer)
 
     def pull(self, index: int, cursor: int) -> tuple[list[tuple[int, str, bytes]], int]:
-        """The queue entries other workers saved from position cursor on, and the next cursor."""
-        new = [(w, name, data) for w, kind, name, data in self.files[cursor:] if kind == "queue" and w != index]
+        """The queue entries other workers found, from position cursor on, and the next
+        cursor. What a worker imported from a peer is not sent on: every worker has it."""
+        new = [(w, name, data) for w, kind, name, data in self.files[cursor:]
+               if kind == "queue" and w != index and ",sync:" not in name]
         return new, len(self.files)
 
     def update(self, index: int, status: Status) -> bool:
@@ -130,7 +144,8 @@ class _RaySync:
         pass  # the cursor moves once every peer's batch ran
 
     def published(self, kind: str, path: Path, data: bytes) -> None:
-        self.ray.get(self.coordinator.report.remote(self.index, kind, path.name, data))
+        imported = kind == "queue" and ",sync:" in path.name  # the coordinator has its bytes
+        self.ray.get(self.coordinator.report.remote(self.index, kind, path.name, None if imported else data))
 
 
 class _RayCrashes:
@@ -202,12 +217,14 @@ class Worker:
         from .executors import make_executor
         from .fuzzer import FuzzOptions, Fuzzer
         from .outdir import OutputDir
+        from .rundir import new_workdir
         from .target import Target
 
         spec = self.spec
         cpu, self._cpu_lock = claim_cpu()
         pin(cpu)
-        scratch = Path(tempfile.mkdtemp(prefix=f"forkserver-ray-{spec.name}-"))
+        # in this process's run directory: removed even when the actor is killed (rundir.py)
+        scratch = new_workdir(prefix=f"ray-{spec.name}-")
         try:
             binary = scratch / "target"
             binary.write_bytes(self.binary)
@@ -268,7 +285,7 @@ class RayCampaign:
             self._started_ray = True
         try:
             coordinator_cls = ray.remote(num_cpus=0)(Coordinator)
-            self.coordinator = coordinator_cls.remote(self.exit_on_crash)
+            self.coordinator = coordinator_cls.remote(self.names, self.exit_on_crash)
             self.binary_ref = ray.put(self.binary.read_bytes())
             for k in range(len(self.specs)):
                 self._start(k, self._resumed_files(k))

@@ -61,8 +61,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def ray_processes() -> dict[int, tuple[str, float]]:
-    """pid -> (role, CPU seconds so far) of every process the Ray cluster runs: our
-    worker actors, the coordinator, the targets they run, and Ray's own."""
+    """pid -> (role, CPU seconds so far) of the Ray cluster's own processes and of the
+    coordinator actor: long-lived, so sampling sees all they use. (Worker actors and
+    their targets are left out: their runners come and go between samples.)"""
     out = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -72,12 +73,10 @@ def ray_processes() -> dict[int, tuple[str, float]]:
             cpu = _cpu_seconds(int(entry.name))
         except OSError:
             continue
-        if cmdline.startswith("ray::Worker"):
-            role = "worker actors"
-        elif cmdline.startswith("ray::Coordinator"):
+        if cmdline.startswith("ray::Worker") or ("/ray-" in cmdline and "/forkserver-" in cmdline):
+            continue
+        if cmdline.startswith("ray::Coordinator"):
             role = "coordinator"
-        elif "forkserver-ray-" in cmdline:
-            role = "targets"
         elif "ray" in cmdline and "bench_campaigns" not in cmdline and "forkserver fuzz" not in cmdline:
             role = "ray itself"
         else:
@@ -194,7 +193,7 @@ def part_messages() -> dict:
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
              object_store_memory=128 << 20)
     try:
-        coordinator = ray.remote(num_cpus=0)(Coordinator).remote(False)
+        coordinator = ray.remote(num_cpus=0)(Coordinator).remote(["w0", "w1"], False)
         status = Status(mode="snapshot", backend="pagemap-scan", execs=10 ** 6, corpus=500, edges=3000)
 
         def per_call(fn, n: int) -> float:

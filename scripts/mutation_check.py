@@ -53,6 +53,7 @@ STATE = ["tests/test_restore_state.py", "-k", "every_piece"]
 SPARSE = ["tests/test_zoo.py", "-k", "snapshot_matches_fork and sparse_reserve"]
 AFLPP = ["tests/test_aflpp_protocol.py"]
 MATRIX_SMALL = ["tests/test_snapshot.py", "-k", "matches_fork and (maze or leaky or crash) and not gcc and not hang"]
+CAMPAIGNS = ["tests/test_campaigns.py"]
 
 
 @dataclass
@@ -286,6 +287,21 @@ FAULTS = [
     Fault("i2s-one-form", "forkserver/input_to_state.py", "repl = encode(target, cmp.size, form)",
           "repl = encode(target, cmp.size, \"le\")", ["tests/test_input_to_state.py"],
           "the replacement is written little endian whatever form the operand was found in"),
+    Fault("sync-progress-not-recorded", "forkserver/sync.py", "_write_u32(self.synced / batch.peer, batch.next_id)",
+          "pass", CAMPAIGNS, "a peer's entries are imported again at every sync (.synced/PEER never written)"),
+    Fault("sync-secondary-reads-everyone", "forkserver/sync.py", "and (self.main or (self.root / n / MAIN_MARKER).exists())",
+          "", CAMPAIGNS, "a secondary imports from secondaries too (afl-fuzz's rule broken)"),
+    Fault("sync-imports-dropped", "forkserver/fuzzer.py", "self._handle(origin, r, data, op=f\"sync:{batch.peer}\")",
+          "pass", CAMPAIGNS, "peers' entries run but are never kept"),
+    Fault("shared-crash-always-new", "forkserver/objectives.py",
+          "return self.shared is None or self.shared.claim(", "return True or self.shared.claim(", CAMPAIGNS,
+          "a crash another worker saved is saved again"),
+    Fault("worker-restart-not-resumed", "forkserver/parallel.py",
+          "w.spec.resume = queue_dir.is_dir() and any(", "w.spec.resume = False and any(", CAMPAIGNS,
+          "a restarted worker starts afresh instead of carrying on from its own queue"),
+    Fault("ray-restart-forgets-reports", "forkserver/ray_campaign.py",
+          "restore = self.ray.get(self.coordinator.files_of.remote(k))", "restore = []", CAMPAIGNS,
+          "a Ray worker started again loses what it had reported (its crash is saved twice)"),
 ]
 
 

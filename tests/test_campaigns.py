@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CORPORA, HARNESS_DIR, REPO, cli, cli_cmd, one_error_line
+from conftest import CORPORA, REPO, cli, cli_cmd, one_error_line
 from forkserver.cpu import allowed_cpus
 from forkserver.feedbacks import simplify
 from forkserver.fuzzer import read_stats
@@ -86,6 +86,28 @@ def test_shared_crashes_are_claimed_once_across_processes(tmp_path):
     big = np.zeros(1 << 16, dtype=np.uint8)
     big[[5, 100, 40000]] = 1
     assert shared.claim(simplify(big), None) is True
+
+
+def test_the_workers_figures_add_up_in_one_panel():
+    """Sums of what adds up (execs, exec/s, crashes), the largest of the rest; a row per
+    worker in the live panel, one still starting."""
+    from forkserver.monitor import Status, make_monitor
+    from forkserver.parallel import aggregate_status
+
+    a = Status(mode="snapshot", backend="pagemap-scan", execs=1000, execs_per_sec=80000.0, corpus=10, edges=20,
+               crashes=1, stability=99.0)
+    b = Status(mode="snapshot", backend="pagemap-scan", execs=3000, execs_per_sec=70000.0, corpus=12, edges=18,
+               crashes=2, stability=100.0)
+    st = aggregate_status([("main", 0, a), ("w1", 1, b), ("w2", None, None)], started=time.time())
+    assert (st.execs, st.execs_per_sec, st.crashes, st.corpus, st.edges, st.stability) == \
+        (4000, 150000.0, 3, 12, 20, 99.0)
+    out = io.StringIO()
+    monitor = make_monitor(out, live=True)
+    monitor.start(st)
+    monitor.stop(st, "--max-time 1 s reached", [])
+    text = out.getvalue()
+    for word in ("forkserver fuzz -j 3", "main", "w1", "w2", "starting", "80,000", "70,000", "150,000"):
+        assert word in text, (word, text)
 
 
 # ---- afl-fuzz and us in one directory ----
@@ -237,6 +259,17 @@ def test_ray_says_how_to_install_it_when_it_is_missing(bins, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_ray_names_a_cluster_it_cannot_reach_at_once(bins, tmp_path):
+    """Nothing listens at the address: one error line within seconds (Ray itself would
+    retry for minutes), and no output directory."""
+    started = time.monotonic()
+    proc = cli("fuzz", "--ray", "127.0.0.1:9", "-i", CORPORA / "maze", "-o", tmp_path / "o", "--", bins["maze"],
+               timeout=60)
+    assert "cannot reach the Ray cluster at 127.0.0.1:9" in one_error_line(proc)
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_ray_campaign_saves_the_maze_crash_and_a_killed_worker_loses_nothing(bins, tmp_path):
     """Two worker actors on a local Ray cluster. The crash lands in the driver's output
     directory; the actor that saved it is then killed, started again from what it had
@@ -285,3 +318,7 @@ def test_a_ray_campaign_saves_the_maze_crash_and_a_killed_worker_loses_nothing(b
     assert summary["saved_crashes"] == 1 and summary["crashes"][0]["path"] == str(crash), summary["crashes"]
     assert summary["workers"][killed]["corpus"] >= len(seeds)  # it went on from its reported queue
     assert all(w["stop_reason"].startswith("--max-time") for w in summary["workers"]), summary["workers"]
+    for name in names:  # every worker's queue whole in the driver's directory: ids contiguous, as afl-fuzz syncs
+        ids = sorted(int(p.name[3:9]) for p in (out / name / "queue").glob("id:*"))
+        assert ids == list(range(len(ids))) and len(ids) >= len(seeds), (name, ids)
+    assert any(",sync:" in p.name for name in names for p in (out / name / "queue").iterdir())
