@@ -165,7 +165,6 @@ class Fuzzer:
             if cal.outcome is Outcome.OK:
                 path = self.out.add_seed(data, name)
                 self._add_entry(path, data, cal, depth=1, new_edges=True)
-                self._published("queue", path, data)
             elif cal.outcome is Outcome.CRASH:
                 problems.append(f"{name} crashes")
                 if self.objectives.new_crash(cal.first):
@@ -328,7 +327,6 @@ class Fuzzer:
                 path = self.out.add_queue(data, src=parent.id, time_ms=self._ms(), execs=self._total_execs(),
                                           op=op, new_edges=r.novelty is Novelty.NEW_EDGE)
                 self._add_entry(path, data, cal, parent.depth + 1, r.novelty is Novelty.NEW_EDGE)
-                self._published("queue", path, data)
                 self.status.last_find = time.time()
             else:  # it crashed or hung when run again: an objective after all
                 self._objective(parent, cal.first, data, op)
@@ -374,9 +372,10 @@ class Fuzzer:
         finally:
             self.sync_seconds += time.monotonic() - started
 
-    def _published(self, kind: str, path: Path, data: bytes) -> None:
+    def _published(self, kind: str, path: Path, data: bytes, edges: np.ndarray | None = None) -> None:
+        """Tells the peers' link about a file just saved (a queue entry with its edges)."""
         if self.sync is not None:
-            self.sync.published(kind, path, data)
+            self.sync.published(kind, path, data, edges)
 
     def _engine_error(self, r: ExecResult) -> None:
         if isinstance(self.executor, AutoExecutor):
@@ -392,6 +391,7 @@ class Fuzzer:
         self.corpus.add(entry)
         self.stability.add(cal.variable)
         self.scheduler.update_top_rated(entry)
+        self._published("queue", path, data, entry.edges)
         return entry
 
     def _save_crash(self, r: ExecResult, data: bytes, src: int, op: str) -> None:

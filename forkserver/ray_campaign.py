@@ -3,7 +3,8 @@
 No filesystem is shared. The driver ships the target binary and the seeds through
 Ray's object store; each worker actor fuzzes in a scratch directory on its node, pinned
 to a CPU it claims there. Finds travel through one coordinator actor that owns the
-campaign's corpus (every entry a worker saved) and crash uniqueness: workers pull their
+campaign's corpus (every entry a worker saved), its coverage (the union of the entries'
+edges) and crash uniqueness: workers pull their
 peers' entries from it as they would read a sync directory, and report what they save
 before they go on. The driver writes every entry, crash and hang into its output
 directory in afl-fuzz's layout (OUT/NAME/{queue,crashes,hangs}). A worker that dies is
@@ -69,6 +70,8 @@ class Coordinator:
         self.names = names
         self.files: list[tuple[int, str, str, bytes]] = []   # (worker, kind, file name, bytes)
         self.found: dict[tuple[int, int], bytes] = {}         # (worker, queue id) -> its own find
+        self.covered = np.zeros(0, dtype=bool)                # map indices some entry hits
+        self.edges = 0
         self.crashes = CrashUniqueness()
         self.status: dict[int, Status] = {}
         self.events: list[tuple[int, str]] = []
@@ -79,9 +82,15 @@ class Coordinator:
     def hello(self, index: int, where: dict) -> None:
         self.where[index] = where
 
-    def report(self, index: int, kind: str, name: str, data: bytes | None) -> None:
-        """A file a worker saved. An entry it imported from a peer comes without its
-        bytes (name `…,sync:PEER,src:ID,…`): they are the peer's, held once."""
+    def report(self, index: int, kind: str, name: str, data: bytes | None, edges: np.ndarray | None = None) -> None:
+        """A file a worker saved (a queue entry with the map indices it hits). An entry
+        it imported from a peer comes without its bytes (name `…,sync:PEER,src:ID,…`):
+        they are the peer's, held once."""
+        if edges is not None and edges.size:
+            if int(edges.max()) >= self.covered.size:
+                self.covered = np.concatenate([self.covered, np.zeros(int(edges.max()) + 1 - self.covered.size, bool)])
+            self.edges += int(np.count_nonzero(~self.covered[edges]))
+            self.covered[edges] = True
         if data is None:
             fields = dict(part.split(":", 1) for part in name.split(",") if ":" in part)
             peer = self.names.index(fields["sync"]) if fields.get("sync") in self.names else -1
@@ -114,7 +123,7 @@ class Coordinator:
     def drain(self, cursor: int, event_cursor: int) -> tuple:
         """For the driver: the files and events since its cursors, the figures, the placements."""
         return (self.files[cursor:], len(self.files), self.events[event_cursor:], len(self.events),
-                dict(self.status), dict(self.where))
+                dict(self.status), dict(self.where), self.edges)
 
     def files_of(self, index: int) -> list[tuple[str, str, bytes]]:
         return [(kind, name, data) for w, kind, name, data in self.files if w == index]
@@ -143,9 +152,10 @@ class _RaySync:
     def done(self, batch: Batch) -> None:
         pass  # the cursor moves once every peer's batch ran
 
-    def published(self, kind: str, path: Path, data: bytes) -> None:
+    def published(self, kind: str, path: Path, data: bytes, edges: np.ndarray | None = None) -> None:
         imported = kind == "queue" and ",sync:" in path.name  # the coordinator has its bytes
-        self.ray.get(self.coordinator.report.remote(self.index, kind, path.name, None if imported else data))
+        self.ray.get(self.coordinator.report.remote(self.index, kind, path.name, None if imported else data,
+                                                    None if imported else edges))
 
 
 class _RayCrashes:
@@ -274,6 +284,7 @@ class RayCampaign:
         self.stop_reason = ""
         self.started = time.time()
         self._cursor = self._event_cursor = 0
+        self.edges = 0
         self._started_ray = False
 
     # ---- the campaign ----
@@ -370,7 +381,7 @@ class RayCampaign:
     # ---- what the coordinator holds ----
 
     def _drain(self) -> None:
-        files, self._cursor, events, self._event_cursor, status, where = self.ray.get(
+        files, self._cursor, events, self._event_cursor, status, where, self.edges = self.ray.get(
             self.coordinator.drain.remote(self._cursor, self._event_cursor))
         for k, kind, name, data in files:
             directory = self.out / self.names[k] / kind
@@ -402,7 +413,9 @@ class RayCampaign:
 
     def _aggregate(self) -> Status:
         rows = [(name, self.where.get(k, {}).get("cpu"), self.status.get(k)) for k, name in enumerate(self.names)]
-        return aggregate_status(rows, self.started)
+        st = aggregate_status(rows, self.started)
+        st.edges = max(st.edges, self.edges)  # the union of every worker's entries, as the coordinator counts it
+        return st
 
     def _summary(self) -> dict:
         workers = []
@@ -416,6 +429,7 @@ class RayCampaign:
         summary = combine_summaries(workers, time.time() - self.started, self.stop_reason)
         summary["output"] = str(self.out)
         summary["ray"] = True
+        summary["edges"] = self.edges
         return summary
 
 

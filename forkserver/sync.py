@@ -81,7 +81,7 @@ class SyncDir:
     def done(self, batch: Batch) -> None:
         _write_u32(self.synced / batch.peer, batch.next_id)
 
-    def published(self, kind: str, path: Path, data: bytes) -> None:
+    def published(self, kind: str, path: Path, data: bytes, edges=None) -> None:
         """Entries land in OUT/NAME already, where the peers look."""
 
     def _next_id(self, peer: str) -> int:

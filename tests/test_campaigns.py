@@ -250,6 +250,30 @@ def test_j2_refuses_an_output_directory_with_an_earlier_run(bins, tmp_path):
 
 # ---- Ray ----
 
+def test_the_coordinator_holds_each_find_once_and_counts_the_union_of_edges():
+    """The Ray coordinator's bookkeeping, as a plain object: a worker's own entries go
+    to the others; an entry it imported comes by name, resolves to the peer's bytes, and
+    goes to nobody; edges are the union over the entries; a crash is claimed once."""
+    from forkserver.ray_campaign import Coordinator
+
+    c = Coordinator(["main", "w1"], exit_on_crash=True)
+    c.report(0, "queue", "id:000000,time:0,execs:0,orig:a", b"seed", np.array([1, 2, 3], np.uint32))
+    c.report(0, "queue", "id:000001,src:000000,time:5,execs:9,op:havoc,+cov", b"find", np.array([3, 4], np.uint32))
+    c.report(1, "queue", "id:000000,sync:main,src:000001,time:6,execs:3,+cov", None, None)
+    c.report(1, "queue", "id:000001,sync:main,src:000099,time:7,execs:4", None, None)  # unknown: dropped
+    assert c.edges == 4
+    assert c.pull(1, 0) == ([(0, "id:000000,time:0,execs:0,orig:a", b"seed"),
+                             (0, "id:000001,src:000000,time:5,execs:9,op:havoc,+cov", b"find")], 3)
+    assert c.pull(0, 0) == ([], 3)  # w1's only entry is main's own, imported
+    assert c.files_of(1) == [("queue", "id:000000,sync:main,src:000001,time:6,execs:3,+cov", b"find")]
+    assert c.files[2][3] is c.files[1][3]  # the same bytes, held once
+    hits = np.array([7, 8], np.uint32)
+    assert c.claim_crash(hits, 64, None) is True and c.claim_crash(hits, 64, None) is False
+    assert c.update(0, None) is False
+    c.report(1, "crashes", "id:000000,sig:06,src:000001,time:9,execs:10,op:havoc", b"boom")
+    assert c.update(0, None) is True  # --exit-on-crash: every worker is told to stop
+
+
 def test_ray_says_how_to_install_it_when_it_is_missing(bins, tmp_path):
     code = ("import sys; sys.modules['ray'] = None; from forkserver.cli import main; "
             f"sys.exit(main(['fuzz', '--ray', '-i', {str(CORPORA / 'maze')!r}, '-o', {str(tmp_path / 'o')!r}, "
