@@ -201,7 +201,7 @@ class Fuzzer:
             if path.name.startswith("id:"):
                 r = self._run(path.read_bytes(), keep_map=True)
                 if r.outcome is Outcome.CRASH:
-                    self.objectives.crashes.is_interesting(r)
+                    self.objectives.remember_crash(r)
                 self._list_crash(path, r)
                 self.status.crashes += 1
         self.status.hangs = sum(1 for p in self.out.hangs.iterdir() if p.name.startswith("id:"))

@@ -31,6 +31,12 @@ class Objectives:
             return False
         return self.shared is None or self.shared.claim(simplify(result.coverage.counts), result.sanitizer or None)
 
+    def remember_crash(self, result: ExecResult) -> None:
+        """A crash saved before (a resumed run's): not new again, here or to the peers."""
+        self.crashes.is_interesting(result)
+        if self.shared is not None:
+            self.shared.claim(simplify(result.coverage.counts), result.sanitizer or None)
+
     def confirm_hang(self, executor: Executor, data: bytes) -> ExecResult:
         """Runs a timed-out input again with the hang timeout; the second result says
         what it is (TIMEOUT: a hang; CRASH: a crash; OK: it was only slow)."""

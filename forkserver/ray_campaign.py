@@ -125,9 +125,6 @@ class Coordinator:
         return (self.files[cursor:], len(self.files), self.events[event_cursor:], len(self.events),
                 dict(self.status), dict(self.where), self.edges)
 
-    def files_of(self, index: int) -> list[tuple[str, str, bytes]]:
-        return [(kind, name, data) for w, kind, name, data in self.files if w == index]
-
     def stop(self) -> None:
         self.stopping = True
 
@@ -299,7 +296,7 @@ class RayCampaign:
             self.coordinator = coordinator_cls.remote(self.names, self.exit_on_crash)
             self.binary_ref = ray.put(self.binary.read_bytes())
             for k in range(len(self.specs)):
-                self._start(k, self._resumed_files(k))
+                self._start(k, self._files_in_out(k) if self.specs[k].resume else [])
             self.monitor.start(self._aggregate())
             try:
                 self._loop()
@@ -319,10 +316,9 @@ class RayCampaign:
         self.actors[k] = worker_cls.remote(self.specs[k], self.names, self.coordinator, self.binary_ref, restore)
         self.refs[k] = self.actors[k].run.remote()
 
-    def _resumed_files(self, k: int) -> list[tuple[str, str, bytes]]:
-        """A resumed campaign: what the driver's directory holds for this worker."""
-        if not self.specs[k].resume:
-            return []
+    def _files_in_out(self, k: int) -> list[tuple[str, str, bytes]]:
+        """What the driver's directory holds for worker k: a resumed campaign's, and
+        everything the worker reported since."""
         base = self.out / self.specs[k].name
         return [(kind, p.name, p.read_bytes()) for kind in KINDS if (base / kind).is_dir()
                 for p in sorted((base / kind).iterdir()) if p.name.startswith("id:")]
@@ -355,7 +351,7 @@ class RayCampaign:
                                   f"{self.out / name} keeps what it found")
         self.restarts[k] += 1
         self._drain()  # its last reports first
-        restore = self.ray.get(self.coordinator.files_of.remote(k))
+        restore = self._files_in_out(k)
         spec = self.specs[k]
         if spec.max_time is not None:  # the campaign's clock does not start again
             spec.max_time = max(spec.max_time - (time.time() - self.started), 0.001)

@@ -300,7 +300,7 @@ FAULTS = [
           "w.spec.resume = queue_dir.is_dir() and any(", "w.spec.resume = False and any(", CAMPAIGNS,
           "a restarted worker starts afresh instead of carrying on from its own queue"),
     Fault("ray-restart-forgets-reports", "forkserver/ray_campaign.py",
-          "restore = self.ray.get(self.coordinator.files_of.remote(k))", "restore = []", CAMPAIGNS,
+          "restore = self._files_in_out(k)", "restore = []", CAMPAIGNS,
           "a Ray worker started again loses what it had reported (its crash is saved twice)"),
 ]
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -265,7 +266,7 @@ def test_the_coordinator_holds_each_find_once_and_counts_the_union_of_edges():
     assert c.pull(1, 0) == ([(0, "id:000000,time:0,execs:0,orig:a", b"seed"),
                              (0, "id:000001,src:000000,time:5,execs:9,op:havoc,+cov", b"find")], 3)
     assert c.pull(0, 0) == ([], 3)  # w1's only entry is main's own, imported
-    assert c.files_of(1) == [("queue", "id:000000,sync:main,src:000001,time:6,execs:3,+cov", b"find")]
+    assert [(w, name) for w, _, name, _ in c.files][2:] == [(1, "id:000000,sync:main,src:000001,time:6,execs:3,+cov")]
     assert c.files[2][3] is c.files[1][3]  # the same bytes, held once
     hits = np.array([7, 8], np.uint32)
     assert c.claim_crash(hits, 64, None) is True and c.claim_crash(hits, 64, None) is False
@@ -331,6 +332,9 @@ def test_a_ray_campaign_saves_the_maze_crash_and_a_killed_worker_loses_nothing(b
         ray.kill(campaign.actors[killed], no_restart=True)
         runner.join(timeout=120)
         assert not runner.is_alive() and result, events.getvalue()
+        # and the campaign resumed from the driver's directory: the crash is remembered, not saved again
+        resumed = RayCampaign([replace(spec, resume=True, max_time=3) for spec in specs], bins["maze"], out,
+                              Monitor(io.StringIO())).run()
     finally:
         ray.shutdown()
     summary = result[0]
@@ -346,3 +350,8 @@ def test_a_ray_campaign_saves_the_maze_crash_and_a_killed_worker_loses_nothing(b
         ids = sorted(int(p.name[3:9]) for p in (out / name / "queue").glob("id:*"))
         assert ids == list(range(len(ids))) and len(ids) >= len(seeds), (name, ids)
     assert any(",sync:" in p.name for name in names for p in (out / name / "queue").iterdir())
+    assert resumed["saved_crashes"] == 1 and [p for n in names for p in (out / n / "crashes").glob("id:*")] == [crash]
+    assert all(w["stop_reason"].startswith("--max-time") for w in resumed["workers"]), resumed["workers"]
+    for name in names:
+        ids = sorted(int(p.name[3:9]) for p in (out / name / "queue").glob("id:*"))
+        assert ids == list(range(len(ids))), (name, ids)
