@@ -308,6 +308,10 @@ class RayCampaign:
             self.monitor.stop(self._aggregate(), summary["stop_reason"], self.crash_repros)
             return summary
         finally:
+            # the actors hold the cluster's CPUs until killed: free them for what runs next
+            for actor in [a for a in self.actors if a is not None] + [getattr(self, "coordinator", None)]:
+                if actor is not None:
+                    ray.kill(actor)
             if self._started_ray:
                 ray.shutdown()
 
