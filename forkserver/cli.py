@@ -164,20 +164,6 @@ def _fresh_output(stem: str) -> Path:
     return path
 
 
-def _remove_unused(created: list[Path]) -> None:
-    """Removes the directories a failed fuzz run created, unless it saved an entry there."""
-    import shutil
-
-    instance = created[0] if created else None
-    if instance is not None and not any(p.name.startswith("id:") for p in instance.rglob("*")):
-        shutil.rmtree(instance, ignore_errors=True)
-        for parent in created[1:]:
-            try:
-                parent.rmdir()  # only if nothing else is in it
-            except OSError:
-                pass
-
-
 def cmd_fuzz(args, command) -> int:
     from .inputs import read_inputs
     from .mutators import load_dictionary
@@ -260,7 +246,6 @@ def _check_sync_options(args) -> None:
 
 def _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, seeds_dir, tokens):
     """-j N: the workers' specs, their directories checked and made before any starts."""
-    from .build import build_cached
     from .cpu import allowed_cpus, worker_cpus
     from .monitor import make_monitor
     from .objectives import hang_timeout_for
@@ -271,14 +256,7 @@ def _parallel_campaign(args, command, target, timeout_ms, out, resume, seeds, se
         args.jobs = _ray_cluster_cpus(args.ray)
     names = worker_names(args.jobs, args.main_name, args.secondary_name)
     cpus = worker_cpus(args.jobs) if args.cpu == "auto" and args.ray is None else [None] * args.jobs
-    cmplog = None
-    if args.cmplog == "auto":
-        if Path(command[0]).suffix not in (".c", ".cc", ".cpp"):
-            raise UsageError("--cmplog builds the cmplog binary from a harness source; for a built target, give "
-                             "its cmplog build: -c CMPLOG_BINARY (forkserver build --cmplog)")
-        cmplog = str(build_cached(Path(command[0]), cmplog=True))
-    elif args.cmplog:
-        cmplog = args.cmplog
+    cmplog = args.cmplog if args.cmplog in (None, "0") else _cmplog_binary(args.cmplog, command)
     created_out = not out.exists()
     made = []
     try:
@@ -366,7 +344,8 @@ def _fuzz_campaign(args, command, target, timeout_ms, cpu, out, resume, seeds, s
 
     executor = make_executor(args.mode, target, timeout_ms, args.backend, cpu)
     name = args.main_name or args.secondary_name or args.name
-    created = [p for p in (out / name, out) if not p.exists()]  # what this run makes
+    made = [] if (out / name).exists() else [out / name]  # what this run makes
+    created_out = not out.exists()
     outdir = OutputDir.open(out, name, resume=resume)
     syncing = bool(args.main_name or args.secondary_name)
     sync = SyncDir(out, name, main=bool(args.main_name)) if syncing else None
@@ -384,32 +363,35 @@ def _fuzz_campaign(args, command, target, timeout_ms, cpu, out, resume, seeds, s
     try:
         status = fuzzer.run(seeds, resume=resume)
     except ForkserverError:
-        _remove_unused(created)  # a target that cannot start leaves no output directory behind
+        _remove_unused_instances(made, out if created_out else None)  # a target that cannot start leaves none
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
     return status, fuzzer
 
 
+def _cmplog_binary(cmplog: str, command: list[str]) -> str:
+    """The cmplog build -c names, or (--cmplog) the one built from the harness source."""
+    from .build import build_cached
+
+    if cmplog != "auto":
+        return cmplog
+    if Path(command[0]).suffix not in (".c", ".cc", ".cpp"):
+        raise UsageError("--cmplog builds the cmplog binary from a harness source; for a built target, give "
+                         "its cmplog build: -c CMPLOG_BINARY (forkserver build --cmplog)")
+    return str(build_cached(Path(command[0]), cmplog=True))
+
+
 def _input_to_state_stage(args, command: list[str], target, timeout_ms: int, cpu):
     """-c / --cmplog: the comparison stage, on a cmplog build of the target: the one
     given, the target itself (-c 0, as afl-fuzz has it), or one built here from the
     harness source (--cmplog)."""
-    from .build import build_cached
     from .cmp_stage import InputToState
     from .cmplog import CmpLog
     from .executors import make_executor
     from .target import Target
 
-    if args.cmplog == "0":
-        binary = str(target.path)
-    elif args.cmplog == "auto":
-        if Path(command[0]).suffix not in (".c", ".cc", ".cpp"):
-            raise UsageError("--cmplog builds the cmplog binary from a harness source; for a built target, give "
-                             "its cmplog build: -c CMPLOG_BINARY (forkserver build --cmplog)")
-        binary = str(build_cached(Path(command[0]), cmplog=True))
-    else:
-        binary = args.cmplog
+    binary = str(target.path) if args.cmplog == "0" else _cmplog_binary(args.cmplog, command)
     cmplog_target = Target.from_command([binary] + command[1:])
     if not cmplog_target.info.cmplog:
         cmplog_target.cleanup()

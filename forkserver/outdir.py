@@ -108,11 +108,7 @@ class OutputDir:
         return max(ids, default=-1) + 1
 
     def _save(self, directory: Path, name: str, data: bytes) -> Path:
-        final = directory / name
-        tmp = self.path / f".tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, final)
+        final = write_whole(directory / name, data, self.path)
         self.next_ids[directory] += 1
         return final
 
@@ -158,6 +154,15 @@ class OutputDir:
 
     def write_cmdline(self, argv: list[str]) -> None:
         (self.path / "cmdline").write_text("\n".join(argv) + "\n")
+
+
+def write_whole(final: Path, data: bytes, tmp_dir: Path | None = None) -> Path:
+    """Writes final so that no reader sees it half-written: a temporary name in tmp_dir
+    (default: final's directory; a dot-name that syncing and resuming skip), then a rename."""
+    tmp = (tmp_dir or final.parent) / f".tmp-{os.getpid()}"
+    tmp.write_bytes(data)
+    os.replace(tmp, final)
+    return final
 
 
 def _has_entries(directory: Path) -> bool:

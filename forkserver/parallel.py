@@ -61,36 +61,75 @@ def worker_names(jobs: int, main_name: str | None, secondary_name: str | None) -
     return first + [(f"{prefix}{k}", False) for k in range(1, jobs)]
 
 
-class _ForwardingMonitor(Monitor):
-    """A worker's monitor: its figures and events go to the driver."""
+class RemoteMonitor(Monitor):
+    """A worker's monitor: its figures and events go to whoever runs the campaign, at
+    most every `interval` seconds; an answer of True stops the worker."""
+
+    def __init__(self, interval: float):
+        super().__init__(interval=interval)
+
+    def send(self, status: Status) -> bool:
+        raise NotImplementedError
+
+    def start(self, status: Status) -> None:
+        self.send(status)
+
+    def update(self, status: Status, force: bool = False) -> None:
+        from .fuzzer import Stop
+
+        now = time.monotonic()
+        if force or now - self._last >= self.interval:
+            self._last = now
+            if self.send(status):
+                raise Stop("the campaign was stopped")
+
+    def stop(self, status: Status, reason: str, crashes: list[tuple[str, str]]) -> None:
+        self.send(status)
+
+
+class _ForwardingMonitor(RemoteMonitor):
+    """Through the driver's queue (the driver stops a worker with SIGTERM, not an answer)."""
 
     def __init__(self, channel, index: int):
         super().__init__(interval=0.25)
         self.channel, self.index = channel, index
 
-    def start(self, status: Status) -> None:
+    def send(self, status: Status) -> bool:
         self.channel.put(("status", self.index, status))
-
-    def update(self, status: Status, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last >= self.interval:
-            self._last = now
-            self.channel.put(("status", self.index, status))
+        return False
 
     def event(self, text: str) -> None:
         self.channel.put(("event", self.index, text))
 
-    def stop(self, status: Status, reason: str, crashes: list[tuple[str, str]]) -> None:
-        self.channel.put(("status", self.index, status))
+
+def run_fuzzer(spec: WorkerSpec, target, out: Path, resume: bool, cpu: int | None, monitor: Monitor, sync,
+               shared_crashes, input_to_state=None) -> dict:
+    """A worker's campaign on its target, in out/NAME, to its end: its summary."""
+    from .executors import make_executor
+    from .fuzzer import FuzzOptions, Fuzzer
+    from .outdir import OutputDir
+
+    executor = make_executor(spec.mode, target, spec.timeout_ms, spec.backend, cpu)
+    outdir = OutputDir.open(out, spec.name, resume=resume)
+    options = FuzzOptions(
+        seed=spec.seed, hang_timeout_ms=spec.hang_timeout_ms, max_time=spec.max_time, max_runs=spec.max_runs,
+        exit_on_crash=spec.exit_on_crash, batch=spec.batch, tokens=spec.tokens, repro_prefix=spec.repro_prefix,
+        target_command=spec.command, command_line=spec.command_line)
+    fuzzer = Fuzzer(executor, outdir, options, monitor, input_to_state, sync=sync, shared_crashes=shared_crashes)
+    fuzzer.run(None if resume else spec.seeds, resume=resume)
+    return fuzzer.summary
+
+
+def crash_list(summary: dict) -> list[tuple[str, str]]:
+    """(reproduce, what) of every crash in a campaign summary, for the monitor's last words."""
+    return [(c["reproduce"], c.get("sanitizer") or (f"signal {c['signal']}" if c.get("signal") else ""))
+            for c in summary["crashes"]]
 
 
 def _worker_main(spec: WorkerSpec, channel) -> None:
     """One worker process: a campaign on its own CPU, reporting to the driver."""
     from .cli import _input_to_state_stage
     from .cpu import pin
-    from .executors import make_executor
-    from .fuzzer import FuzzOptions, Fuzzer
-    from .outdir import OutputDir
     from .shared_crashes import SharedCrashes
     from .sync import SyncDir
     from .target import Target
@@ -106,20 +145,13 @@ def _worker_main(spec: WorkerSpec, channel) -> None:
                 how = SimpleNamespace(cmplog=spec.cmplog, mode=spec.mode, backend=spec.backend, seed=spec.seed)
                 i2s = _input_to_state_stage(how, spec.command, target, spec.timeout_ms, spec.cpu)
             try:
-                executor = make_executor(spec.mode, target, spec.timeout_ms, spec.backend, spec.cpu)
-                outdir = OutputDir.open(spec.out, spec.name, resume=spec.resume)
-                options = FuzzOptions(
-                    seed=spec.seed, hang_timeout_ms=spec.hang_timeout_ms, max_time=spec.max_time,
-                    max_runs=spec.max_runs, exit_on_crash=spec.exit_on_crash, batch=spec.batch, tokens=spec.tokens,
-                    repro_prefix=spec.repro_prefix, target_command=spec.command, command_line=spec.command_line)
-                fuzzer = Fuzzer(executor, outdir, options, _ForwardingMonitor(channel, spec.index), i2s,
-                                sync=SyncDir(Path(spec.out), spec.name, spec.main),
-                                shared_crashes=SharedCrashes(Path(spec.out)))
-                fuzzer.run(None if spec.resume else spec.seeds, resume=spec.resume)
+                out = Path(spec.out)
+                summary = run_fuzzer(spec, target, out, spec.resume, spec.cpu, _ForwardingMonitor(channel, spec.index),
+                                     SyncDir(out, spec.name, spec.main), SharedCrashes(out), i2s)
             finally:
                 if i2s is not None:
                     i2s.close()
-        channel.put(("done", spec.index, fuzzer.summary))
+        channel.put(("done", spec.index, summary))
     except ForkserverError as exc:
         channel.put(("error", spec.index, str(exc), exc.exit_code))
     except KeyboardInterrupt:
@@ -133,7 +165,6 @@ class _Worker:
     status: Status | None = None
     summary: dict | None = None
     restarts: int = 0
-    started: float = 0.0
 
 
 class ParallelCampaign:
@@ -146,7 +177,6 @@ class ParallelCampaign:
         self.monitor = monitor
         self.started = time.time()
         self.stop_reason = ""
-        self.crash_repros: list[tuple[str, str]] = []
         self.error: tuple[str, int] | None = None
         self.stopping = False
 
@@ -167,7 +197,7 @@ class ParallelCampaign:
             signal.signal(signal.SIGTERM, previous)
             self._stop_all()
         summary = self._summary()
-        self.monitor.stop(self.status(), summary["stop_reason"], self.crash_repros)
+        self.monitor.stop(self.status(), summary["stop_reason"], crash_list(summary))
         if self.error is not None:
             raise ForkserverError(self.error[0]) if self.error[1] != 2 else UsageError(self.error[0])
         return summary
@@ -175,7 +205,6 @@ class ParallelCampaign:
     def _start(self, w: _Worker) -> None:
         w.process = self.ctx.Process(target=_worker_main, args=(w.spec, self.channel), name=w.spec.name, daemon=True)
         w.process.start()
-        w.started = time.monotonic()
 
     def _receive(self, timeout: float) -> None:
         try:
@@ -195,11 +224,7 @@ class ParallelCampaign:
         if kind == "status":
             w.status = rest[0]
         elif kind == "event":
-            text = rest[0]
-            self.monitor.event(f"{w.spec.name}: {text}")
-            if text.startswith("new crash (") and ": " in text:
-                what = text[len("new crash ("):text.index(")")]
-                self.crash_repros.append((text.split("): ", 1)[1], what))
+            self.monitor.event(f"{w.spec.name}: {rest[0]}")
         elif kind == "done":
             w.summary = rest[0]
             if w.summary.get("stop_reason", "").startswith("a crash was found"):

@@ -15,13 +15,15 @@ import shlex
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ForkserverError, UsageError
 from .monitor import Monitor, Status
-from .parallel import WorkerSpec, aggregate_status, combine_summaries
+from .outdir import write_whole
+from .parallel import RemoteMonitor, WorkerSpec, aggregate_status, combine_summaries, run_fuzzer
 from .sync import Batch
 
 INSTALL_HINT = "--ray needs Ray: pip install 'forkserver[ray]'"
@@ -166,30 +168,18 @@ class _RayCrashes:
         return self.ray.get(self.coordinator.claim_crash.remote(hits, int(simplified.size), sanitizer))
 
 
-class _RayMonitor(Monitor):
-    """A worker's figures and events to the coordinator; its answer says whether to stop."""
+class _RayMonitor(RemoteMonitor):
+    """Through the coordinator, whose answer says whether the campaign is stopping."""
 
     def __init__(self, ray, coordinator, index: int):
         super().__init__(interval=STATUS_EVERY_S)
         self.ray, self.coordinator, self.index = ray, coordinator, index
 
-    def start(self, status: Status) -> None:
-        self.coordinator.update.remote(self.index, status)
-
-    def update(self, status: Status, force: bool = False) -> None:
-        from .fuzzer import Stop
-
-        now = time.monotonic()
-        if force or now - self._last >= self.interval:
-            self._last = now
-            if self.ray.get(self.coordinator.update.remote(self.index, status)):
-                raise Stop("the campaign was stopped")
+    def send(self, status: Status) -> bool:
+        return self.ray.get(self.coordinator.update.remote(self.index, status))
 
     def event(self, text: str) -> None:
         self.coordinator.event.remote(self.index, text)
-
-    def stop(self, status: Status, reason: str, crashes) -> None:
-        self.ray.get(self.coordinator.update.remote(self.index, status))
 
 
 def claim_cpu() -> tuple[int | None, object]:
@@ -221,9 +211,6 @@ class Worker:
         import ray
 
         from .cpu import pin
-        from .executors import make_executor
-        from .fuzzer import FuzzOptions, Fuzzer
-        from .outdir import OutputDir
         from .rundir import new_workdir
         from .target import Target
 
@@ -245,18 +232,12 @@ class Worker:
                 "node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "cpu": cpu}))
             target = Target.from_command([str(binary)] + spec.command[1:])
             target.detect_leaks = spec.detect_leaks
-            with target:
-                executor = make_executor(spec.mode, target, spec.timeout_ms, spec.backend, cpu)
-                outdir = OutputDir.open(out, spec.name, resume=resume)
-                options = FuzzOptions(
-                    seed=spec.seed, hang_timeout_ms=spec.hang_timeout_ms, max_time=spec.max_time,
-                    max_runs=spec.max_runs, exit_on_crash=False, batch=spec.batch, tokens=spec.tokens,
-                    repro_prefix=spec.repro_prefix, target_command=spec.command, command_line=spec.command_line)
-                fuzzer = Fuzzer(executor, outdir, options, _RayMonitor(ray, self.coordinator, spec.index), None,
-                                sync=_RaySync(ray, self.coordinator, spec.index, self.names),
-                                shared_crashes=_RayCrashes(ray, self.coordinator))
-                fuzzer.run(None if resume else spec.seeds, resume=resume)
-            return dict(fuzzer.summary, cpu=cpu)
+            with target:  # --exit-on-crash is the coordinator's: it stops every worker
+                summary = run_fuzzer(replace(spec, exit_on_crash=False), target, out, resume, cpu,
+                                     _RayMonitor(ray, self.coordinator, spec.index),
+                                     _RaySync(ray, self.coordinator, spec.index, self.names),
+                                     _RayCrashes(ray, self.coordinator))
+            return dict(summary, cpu=cpu)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -277,7 +258,7 @@ class RayCampaign:
         self.restarts = [0] * len(specs)
         self.status: dict[int, Status] = {}
         self.where: dict[int, dict] = {}
-        self.crash_repros: list[tuple[str, str]] = []
+        self.crash_repros: list[tuple[str, str]] = []  # every crash the driver wrote
         self.stop_reason = ""
         self.started = time.time()
         self._cursor = self._event_cursor = 0
@@ -292,6 +273,7 @@ class RayCampaign:
             connect(ray, self.address)
             self._started_ray = True
         try:
+            self._worker_cls = ray.remote(num_cpus=1, max_restarts=0)(Worker)
             coordinator_cls = ray.remote(num_cpus=0)(Coordinator)
             self.coordinator = coordinator_cls.remote(self.names, self.exit_on_crash)
             self.binary_ref = ray.put(self.binary.read_bytes())
@@ -316,8 +298,7 @@ class RayCampaign:
                 ray.shutdown()
 
     def _start(self, k: int, restore: list[tuple[str, str, bytes]]) -> None:
-        worker_cls = self.ray.remote(num_cpus=1, max_restarts=0)(Worker)
-        self.actors[k] = worker_cls.remote(self.specs[k], self.names, self.coordinator, self.binary_ref, restore)
+        self.actors[k] = self._worker_cls.remote(self.specs[k], self.names, self.coordinator, self.binary_ref, restore)
         self.refs[k] = self.actors[k].run.remote()
 
     def _files_in_out(self, k: int) -> list[tuple[str, str, bytes]]:
@@ -386,10 +367,7 @@ class RayCampaign:
         for k, kind, name, data in files:
             directory = self.out / self.names[k] / kind
             directory.mkdir(parents=True, exist_ok=True)
-            final = directory / name
-            tmp = self.out / self.names[k] / f".tmp-{os.getpid()}"
-            tmp.write_bytes(data)
-            os.replace(tmp, final)
+            final = write_whole(directory / name, data, self.out / self.names[k])
             if kind == "crashes":
                 repro = self._reproduce(self.specs[k], final)
                 self.crash_repros.append((repro, ""))
@@ -434,6 +412,4 @@ class RayCampaign:
 
 
 def _with_cpu(spec: WorkerSpec, cpu: int | None) -> WorkerSpec:
-    from dataclasses import replace
-
     return replace(spec, cpu=cpu)

@@ -8,12 +8,13 @@ As in afl-fuzz, a main instance imports from every peer and a secondary (-S) fro
 instances only, so that finds go secondary -> main -> the other secondaries. afl-fuzz
 instances read our queues and we read theirs; nothing else passes between them, so a
 campaign can mix both fuzzers in one directory."""
-import os
 import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from .outdir import write_whole
 
 SYNC_EVERY_S = 5.0            # afl-fuzz syncs once a queue cycle; we also sync on a clock
 MAX_FILE = 1 << 20            # afl-fuzz's MAX_FILE: larger entries are not imported
@@ -79,7 +80,7 @@ class SyncDir:
                 yield Batch(peer, entries, next_id)
 
     def done(self, batch: Batch) -> None:
-        _write_u32(self.synced / batch.peer, batch.next_id)
+        write_whole(self.synced / batch.peer, struct.pack("<I", batch.next_id))
 
     def published(self, kind: str, path: Path, data: bytes, edges=None) -> None:
         """Entries land in OUT/NAME already, where the peers look."""
@@ -91,8 +92,3 @@ class SyncDir:
             return 0
         return struct.unpack("<I", raw[:4])[0] if len(raw) >= 4 else 0
 
-
-def _write_u32(path: Path, value: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(struct.pack("<I", value))
-    os.replace(tmp, path)

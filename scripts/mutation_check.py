@@ -287,7 +287,7 @@ FAULTS = [
     Fault("i2s-one-form", "forkserver/input_to_state.py", "repl = encode(target, cmp.size, form)",
           "repl = encode(target, cmp.size, \"le\")", ["tests/test_input_to_state.py"],
           "the replacement is written little endian whatever form the operand was found in"),
-    Fault("sync-progress-not-recorded", "forkserver/sync.py", "_write_u32(self.synced / batch.peer, batch.next_id)",
+    Fault("sync-progress-not-recorded", "forkserver/sync.py", "write_whole(self.synced / batch.peer, struct.pack(\"<I\", batch.next_id))",
           "pass", CAMPAIGNS, "a peer's entries are imported again at every sync (.synced/PEER never written)"),
     Fault("sync-secondary-reads-everyone", "forkserver/sync.py", "and (self.main or (self.root / n / MAIN_MARKER).exists())",
           "", CAMPAIGNS, "a secondary imports from secondaries too (afl-fuzz's rule broken)"),
