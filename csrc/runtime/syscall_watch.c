@@ -29,6 +29,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <fcntl.h>
@@ -169,6 +170,44 @@ static int open_pointer_args(const long *a, int attempt) {
 
 #define MAX_EFAULT_RETRIES 16
 
+/* How many bytes a read of a regular file can return: its size past the offset. A
+ * write-trapped buffer then has only those pages opened, not all of it (a 1 MiB buffer
+ * that gets a 100-byte input costs one page, not 256). Anything else: the whole count. */
+static size_t readable_bytes(long nr, const long *a) {
+    size_t count = (size_t)a[2];
+    struct fs_region *r = fs_snapshot_find_region((uintptr_t)a[1]);
+    if (!(r && r->trap_writes) && !fs_sparse_in_trapped_hole((uintptr_t)a[1])) return count;
+    struct stat st;
+    if (fs_raw_syscall(SYS_fstat, a[0], (long)&st, 0, 0, 0, 0) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+        return count; /* /proc and its kind say 0 and still return data */
+    long pos = nr == SYS_pread64 ? a[3] : fs_raw_syscall(SYS_lseek, a[0], 0, SEEK_CUR, 0, 0, 0);
+    if (pos < 0) return count;
+    size_t left = st.st_size > pos ? (size_t)(st.st_size - pos) : 0;
+    return left < count ? left : count;
+}
+
+/* read and pread64 on pages opened up to `bound` bytes: when the kernel stopped where
+ * the opened pages end (the file grew, or its size said less than it holds), the rest
+ * is opened and read on, so the program sees what one unbounded call returns. */
+static long read_bounded(long nr, long *a, size_t bound) {
+    uintptr_t buf = (uintptr_t)a[1];
+    size_t count = (size_t)a[2];
+    if (bound) note(buf, bound);
+    long r = raw6(nr, a);
+    size_t done = IS_ERR(r) ? 0 : (size_t)r;
+    uintptr_t opened_end = bound ? (buf + bound + FS_PAGE_SIZE - 1) & ~(uintptr_t)(FS_PAGE_SIZE - 1) : buf;
+    int stopped_at_trap = r == -EFAULT || (!IS_ERR(r) && done < count && buf + done >= opened_end &&
+                                           ((buf + done) & (FS_PAGE_SIZE - 1)) == 0);
+    if (bound < count && stopped_at_trap) {
+        long rest[6] = {a[0], (long)(buf + done), (long)(count - done), nr == SYS_pread64 ? a[3] + (long)done : 0, 0, 0};
+        note(buf + done, count - done);
+        long more = raw6(nr, rest);
+        if (!IS_ERR(more)) r = (long)(done + (size_t)more);
+        else if (!done) r = more;
+    }
+    return r;
+}
+
 static long run_writing_call(long nr, long *a) {
     struct fs_snapshot *s = SNAP;
     if (!s->track_kernel_writes) return raw6(nr, a);
@@ -176,8 +215,15 @@ static long run_writing_call(long nr, long *a) {
         a[2]) {
         /* these return how far the kernel wrote: the backend may take back the rest of
          * what it opened (an empty buffer is noted nowhere, so it has nothing to take) */
-        note_kernel_writes(nr, a);
-        long r = raw6(nr, a);
+        long r;
+        if (nr == SYS_getdents64) {
+            note_kernel_writes(nr, a);
+            r = raw6(nr, a);
+        } else {
+            size_t bound = readable_bytes(nr, a);
+            if (!bound) s->tracker->note_kernel_write(s, 0, 0); /* forget an earlier call's opening */
+            r = read_bounded(nr, a, bound);
+        }
         s->tracker->kernel_write_done(s, (uintptr_t)a[1] + (IS_ERR(r) ? 0 : (uintptr_t)r));
         return r;
     }

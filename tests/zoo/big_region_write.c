@@ -9,9 +9,13 @@
  * into a three-page buffer at 60 MiB + 4090, so that a short read ends on the second
  * page and leaves the third untouched; it returns 11 when it read something. Input 'W'
  * writes the last byte of that buffer itself (the page a short read left alone) and
- * returns 12. Other inputs return the bit. 'A', 'R' and 'W' exit 200 + the bit instead
- * when it is set. Fork mode: 'A...' -> 10, 'R' and more -> 11, 'W' -> 12, anything
- * else -> 0. A leak looks like 1 (or 201): a byte written by an earlier input is still
+ * returns 12. Input 'P' (4,096 bytes in all) preads the whole input into two pages from
+ * the first page boundary past 50 MiB: the read fills the first page exactly, and the runtime, which opened only
+ * the pages the file's size allows, reads on from the page's end to be sure there is no
+ * more; it returns 13 when the read returned the input and nothing else. Other inputs
+ * return the bit. 'A', 'R', 'W' and 'P' exit 200 + the bit instead when it is set.
+ * Fork mode: 'A...' -> 10, 'R' and more -> 11, 'W' -> 12, 'P' and 4,095 bytes -> 13,
+ * anything else -> 0. A leak looks like 1 (or 201): a byte written by an earlier input is still
  * there.
  */
 #define _GNU_SOURCE
@@ -33,11 +37,18 @@ static volatile unsigned char zero_fill;
 
 #define READ_AT (60 * MIB + 4090)
 #define READ_LEN (3 * 4096)
+#define PREAD_AT (50 * MIB)
+#define PREAD_LEN (2 * 4096)
+
+/* page aligned: malloc's header puts the heap itself 16 bytes into its first page */
+static unsigned char *pread_buf(void) { return (unsigned char *)(((uintptr_t)heap + PREAD_AT + 4095) & ~(uintptr_t)4095); }
 
 static int dirty(void) {
     if (heap[0] || heap[HEAP_SIZE - 1]) return 1;
     for (size_t k = 0; k < READ_LEN; k++)
         if (heap[READ_AT + k]) return 1;
+    for (size_t k = 0; k < PREAD_LEN; k++)
+        if (pread_buf()[k]) return 1;
     for (size_t k = 0; k < 256; k++) {
         if (heap[20 * MIB + k * 4096]) return 1;
         uint64_t v;
@@ -59,6 +70,12 @@ int main(void) {
     if (n == 1 && in[0] == 'R') {
         ssize_t got = read(0, heap + READ_AT, READ_LEN);
         return leak ? 200 + leak : got > 0 ? 11 : 0;
+    }
+    if (n == 1 && in[0] == 'P') {
+        unsigned char *buf = pread_buf();
+        ssize_t got = pread(0, buf, PREAD_LEN, 0);
+        int whole = got == 4096 && buf[0] == 'P' && buf[4095] == 'p';
+        return leak ? 200 + leak : whole ? 13 : 0;
     }
     if (n == 1 && in[0] == 'W') {
         heap[READ_AT + READ_LEN - 1] = 0x5a;
