@@ -5,9 +5,10 @@
 - a main instance (-M) marks itself with OUT/NAME/is_main_node.
 
 As in afl-fuzz, a main instance imports from every peer and a secondary (-S) from main
-instances only, so that finds go secondary -> main -> the other secondaries. afl-fuzz
-instances read our queues and we read theirs; nothing else passes between them, so a
-campaign can mix both fuzzers in one directory."""
+instances only, so that finds go secondary -> main -> the other secondaries. Also as in
+afl-fuzz, a secondary that finds peers but no main elects itself main until one
+appears. afl-fuzz instances read our queues and we read theirs; nothing else passes
+between them, so a campaign can mix both fuzzers in one directory."""
 import re
 import struct
 from dataclasses import dataclass
@@ -38,13 +39,14 @@ class SyncDir:
         self.root = Path(root)
         self.name = name
         self.main = main
+        self.elected = False  # a secondary standing in as main while the directory has none
         self.synced = self.root / name / ".synced"
         self.synced.mkdir(parents=True, exist_ok=True)
-        marker = self.root / name / MAIN_MARKER
+        self.marker = self.root / name / MAIN_MARKER
         if main:
-            marker.touch()
+            self.marker.touch()
         else:
-            marker.unlink(missing_ok=True)  # a directory that was a main before, resumed as a secondary
+            self.marker.unlink(missing_ok=True)  # a directory that was a main before, resumed as a secondary
 
     def peers(self) -> list[str]:
         """The other instances to import from (afl-fuzz's rule: a secondary only from mains)."""
@@ -52,8 +54,24 @@ class SyncDir:
             names = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         except OSError:
             return []
-        return [n for n in names if not n.startswith(".") and n != self.name
-                and (self.main or (self.root / n / MAIN_MARKER).exists())]
+        names = [n for n in names if not n.startswith(".") and n != self.name]
+        if self.main:
+            return names
+        mains = [n for n in names if (self.root / n / MAIN_MARKER).exists()]
+        self._elect(bool(names), mains)
+        return names if self.elected else mains
+
+    def _elect(self, has_peers: bool, mains: list[str]) -> None:
+        """afl-fuzz's election: a secondary with peers but no main marks itself main. It
+        steps down for a main whose name sorts before its own, so that of two that stood
+        in at once one stays, with no flapping (afl-fuzz's stand-ins step down for any
+        main); beside a later-named main it stays one, and imports from everyone."""
+        if self.elected and any(n < self.name for n in mains):
+            self.elected = False
+            self.marker.unlink(missing_ok=True)
+        elif not self.elected and has_peers and not mains:
+            self.elected = True
+            self.marker.touch()
 
     def pending(self) -> Iterator[Batch]:
         """Each peer's entries from the recorded id on. Record them with done() once

@@ -65,6 +65,31 @@ def test_a_secondary_reads_mains_only_and_records_what_it_imported(tmp_path):
     assert sorted(b.peer for b in main.pending()) == ["afl_main", "other"]  # "ours" has no queue yet
 
 
+def test_a_secondary_stands_in_as_main_while_the_directory_has_none(tmp_path):
+    """afl-fuzz's election: a secondary that finds peers but no main marks itself main and
+    imports from everyone; of two stand-ins, the one whose name sorts first stays; a
+    main whose name sorts first makes a stand-in step down. Alone, nobody stands in."""
+    alone = SyncDir(tmp_path / "alone", "s1", main=False)
+    assert alone.peers() == [] and not (tmp_path / "alone" / "s1" / "is_main_node").exists()
+
+    sync = tmp_path / "sync"
+    _entry(sync / "sec_afl", 0, b"a0")  # an afl-fuzz secondary: no marker
+    s1 = SyncDir(sync, "s1", main=False)
+    assert s1.peers() == ["sec_afl"] and (sync / "s1" / "is_main_node").exists()
+    assert [b.peer for b in s1.pending()] == ["sec_afl"]
+    s2 = SyncDir(sync, "s2", main=False)
+    assert s2.peers() == ["s1"] and not (sync / "s2" / "is_main_node").exists()
+
+    s2._elect(True, [])  # both stood in at once
+    assert s1.peers() == ["s2", "sec_afl"]  # s1 sorts first: stays
+    assert s2.peers() == ["s1"] and not (sync / "s2" / "is_main_node").exists()
+
+    (sync / "main").mkdir()
+    (sync / "main" / "is_main_node").touch()
+    assert s1.peers() == ["main"] and not (sync / "s1" / "is_main_node").exists()
+    assert SyncDir(sync, "s1", main=False).peers() == ["main"]  # resumed: a secondary again
+
+
 def _claim_in_child(root: str, hit: int) -> bool:
     counts = np.zeros(4096, dtype=np.uint8)
     counts[[5, hit]] = 3
