@@ -15,8 +15,9 @@ Parts (--parts, default all but coverage):
   crashy    a target that crashes on a tenth of its inputs (tests/harnesses/crash_tenth.c):
             exec/s in snapshot and fork mode, against the same target with its crashes
             switched off, and what each crash costs.
-  asan      ASan builds of ini_parser: forkserver fuzz (snapshot) / afl-fuzz on an
-            afl-clang-fast -fsanitize=address persistent build.
+  asan      ASan builds of ini_parser and maze: forkserver fuzz (snapshot) / afl-fuzz on
+            an afl-clang-fast -fsanitize=address persistent build (maze's: main in an
+            __AFL_LOOP, scripts/afl/maze_persistent.c).
   coverage  ini_parser for --coverage-seconds, --coverage-trials times: forkserver fuzz
             and afl-fuzz (persistent build) run at the same time, each pinned to its own
             CPU; both queues are then replayed through our build, and the edges they
@@ -174,16 +175,29 @@ def part_crashy(targets: dict, args, work: Path) -> dict:
 
 
 def part_asan(targets: dict, args, work: Path) -> dict:
-    ours_bin, theirs_bin = work / "ini.asan.fs", work / "ini.asan.afl-persistent"
-    bench_afl.run(["forkserver", "build", ROOT / "harnesses/ini_parser.c", "--sanitize", "address", "-o", ours_bin])
-    bench_afl.run(["afl-clang-fast", "-O2", "-g", "-fsanitize=address", f"-I{bench_afl.SHIM_DIR}",
-                   ROOT / "harnesses/ini_parser.c", bench_afl.SHIM_DIR / "ini_parser_persistent.c", "-o", theirs_bin])
-    log("ini_parser ASan: forkserver fuzz, snapshot")
-    ours = our_fuzz(ours_bin, CORPORA / "ini_parser", args.seconds, work)
-    log("ini_parser ASan: afl-fuzz, persistent build")
-    theirs = their_fuzz(theirs_bin, CORPORA / "ini_parser", args.seconds, work)
-    return {"ours": ours, "theirs_persistent": theirs,
-            "ratio": ours["execs_per_sec"] / theirs["execs_per_sec"]}
+    afl_asan = ["afl-clang-fast", "-O2", "-g", "-fsanitize=address", f"-I{bench_afl.SHIM_DIR}"]
+    bins = {name: work / name for name in ("ini.asan.fs", "ini.asan.afl-persistent", "maze.asan.fs",
+                                           "maze.asan.afl-persistent")}
+    bench_afl.run(["forkserver", "build", ROOT / "harnesses/ini_parser.c", "--sanitize", "address", "-o",
+                   bins["ini.asan.fs"]])
+    bench_afl.run(afl_asan + [ROOT / "harnesses/ini_parser.c", bench_afl.SHIM_DIR / "ini_parser_persistent.c",
+                              "-o", bins["ini.asan.afl-persistent"]])
+    bench_afl.run(["forkserver", "build", ROOT / "harnesses/maze.c", "--sanitize", "address", "-o",
+                   bins["maze.asan.fs"]])
+    maze_object = work / "maze.asan.o"
+    bench_afl.run(afl_asan + ["-Dmain=maze_main", "-c", ROOT / "harnesses/maze.c", "-o", maze_object])
+    bench_afl.run(afl_asan + [bench_afl.SHIM_DIR / "maze_persistent.c", maze_object, "-o",
+                              bins["maze.asan.afl-persistent"]])
+    out = {}
+    for harness, key in (("ini_parser", "ini"), ("maze", "maze")):
+        log(f"{harness} ASan: forkserver fuzz, snapshot")
+        ours = our_fuzz(bins[f"{key}.asan.fs"], CORPORA / harness, args.seconds, work)
+        log(f"{harness} ASan: afl-fuzz, persistent build")
+        theirs = their_fuzz(bins[f"{key}.asan.afl-persistent"], CORPORA / harness, args.seconds, work)
+        out[harness] = {"ours": ours, "theirs_persistent": theirs,
+                        "ratio": ours["execs_per_sec"] / theirs["execs_per_sec"]}
+        log(f"{harness} ASan: forkserver fuzz / afl-fuzz persistent = {out[harness]['ratio']:.2f}x")
+    return out
 
 
 def replay_edges(binary: Path, queue: Path) -> int:
