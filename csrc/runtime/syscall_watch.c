@@ -196,7 +196,9 @@ static long read_bounded(long nr, long *a, size_t bound) {
     long r = raw6(nr, a);
     size_t done = IS_ERR(r) ? 0 : (size_t)r;
     uintptr_t opened_end = bound ? (buf + bound + FS_PAGE_SIZE - 1) & ~(uintptr_t)(FS_PAGE_SIZE - 1) : buf;
-    int stopped_at_trap = r == -EFAULT || (!IS_ERR(r) && done < count && buf + done >= opened_end &&
+    /* a fault after some bytes ends the read at a page boundary; a read of nothing that
+     * faulted fails with EFAULT (0 is the end of the file) */
+    int stopped_at_trap = r == -EFAULT || (done > 0 && done < count && buf + done >= opened_end &&
                                            ((buf + done) & (FS_PAGE_SIZE - 1)) == 0);
     if (bound < count && stopped_at_trap) {
         long rest[6] = {a[0], (long)(buf + done), (long)(count - done), nr == SYS_pread64 ? a[3] + (long)done : 0, 0, 0};
