@@ -238,8 +238,6 @@ def _check_sync_options(args) -> None:
         from .ray_campaign import import_ray
 
         import_ray()  # says how to install it
-        if args.cmplog:
-            raise UsageError("--ray does not run the comparison stage (-c, --cmplog): use -j N on one machine")
         if args.name != "default":
             raise UsageError("--ray names its workers main, w1, w2...: use -M NAME or -S NAME for other names")
 

@@ -103,21 +103,31 @@ class _ForwardingMonitor(RemoteMonitor):
 
 
 def run_fuzzer(spec: WorkerSpec, target, out: Path, resume: bool, cpu: int | None, monitor: Monitor, sync,
-               shared_crashes, input_to_state=None) -> dict:
-    """A worker's campaign on its target, in out/NAME, to its end: its summary."""
+               shared_crashes) -> dict:
+    """A worker's campaign on its target, in out/NAME, to its end: its summary. With
+    spec.cmplog, the comparison stage runs on that build (or on the target: "0")."""
+    from .cli import _input_to_state_stage
     from .executors import make_executor
     from .fuzzer import FuzzOptions, Fuzzer
     from .outdir import OutputDir
 
-    executor = make_executor(spec.mode, target, spec.timeout_ms, spec.backend, cpu)
-    outdir = OutputDir.open(out, spec.name, resume=resume)
-    options = FuzzOptions(
-        seed=spec.seed, hang_timeout_ms=spec.hang_timeout_ms, max_time=spec.max_time, max_runs=spec.max_runs,
-        exit_on_crash=spec.exit_on_crash, batch=spec.batch, tokens=spec.tokens, repro_prefix=spec.repro_prefix,
-        target_command=spec.command, command_line=spec.command_line)
-    fuzzer = Fuzzer(executor, outdir, options, monitor, input_to_state, sync=sync, shared_crashes=shared_crashes)
-    fuzzer.run(None if resume else spec.seeds, resume=resume)
-    return fuzzer.summary
+    input_to_state = None
+    if spec.cmplog:
+        how = SimpleNamespace(cmplog=spec.cmplog, mode=spec.mode, backend=spec.backend, seed=spec.seed)
+        input_to_state = _input_to_state_stage(how, spec.command, target, spec.timeout_ms, cpu)
+    try:
+        executor = make_executor(spec.mode, target, spec.timeout_ms, spec.backend, cpu)
+        outdir = OutputDir.open(out, spec.name, resume=resume)
+        options = FuzzOptions(
+            seed=spec.seed, hang_timeout_ms=spec.hang_timeout_ms, max_time=spec.max_time, max_runs=spec.max_runs,
+            exit_on_crash=spec.exit_on_crash, batch=spec.batch, tokens=spec.tokens, repro_prefix=spec.repro_prefix,
+            target_command=spec.command, command_line=spec.command_line)
+        fuzzer = Fuzzer(executor, outdir, options, monitor, input_to_state, sync=sync, shared_crashes=shared_crashes)
+        fuzzer.run(None if resume else spec.seeds, resume=resume)
+        return fuzzer.summary
+    finally:
+        if input_to_state is not None:
+            input_to_state.close()
 
 
 def crash_list(summary: dict) -> list[tuple[str, str]]:
@@ -128,7 +138,6 @@ def crash_list(summary: dict) -> list[tuple[str, str]]:
 
 def _worker_main(spec: WorkerSpec, channel) -> None:
     """One worker process: a campaign on its own CPU, reporting to the driver."""
-    from .cli import _input_to_state_stage
     from .cpu import pin
     from .shared_crashes import SharedCrashes
     from .sync import SyncDir
@@ -140,17 +149,9 @@ def _worker_main(spec: WorkerSpec, channel) -> None:
         target = Target.from_command(spec.command)
         target.detect_leaks = spec.detect_leaks
         with target:
-            i2s = None
-            if spec.cmplog:
-                how = SimpleNamespace(cmplog=spec.cmplog, mode=spec.mode, backend=spec.backend, seed=spec.seed)
-                i2s = _input_to_state_stage(how, spec.command, target, spec.timeout_ms, spec.cpu)
-            try:
-                out = Path(spec.out)
-                summary = run_fuzzer(spec, target, out, spec.resume, spec.cpu, _ForwardingMonitor(channel, spec.index),
-                                     SyncDir(out, spec.name, spec.main), SharedCrashes(out), i2s)
-            finally:
-                if i2s is not None:
-                    i2s.close()
+            out = Path(spec.out)
+            summary = run_fuzzer(spec, target, out, spec.resume, spec.cpu, _ForwardingMonitor(channel, spec.index),
+                                 SyncDir(out, spec.name, spec.main), SharedCrashes(out))
         channel.put(("done", spec.index, summary))
     except ForkserverError as exc:
         channel.put(("error", spec.index, str(exc), exc.exit_code))

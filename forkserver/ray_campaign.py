@@ -203,9 +203,9 @@ class Worker:
     """One pinned fuzzer with its own target, in a scratch directory of its node."""
 
     def __init__(self, spec: WorkerSpec, names: list[str], coordinator, binary: bytes,
-                 restore: list[tuple[str, str, bytes]]):
+                 restore: list[tuple[str, str, bytes]], cmplog_binary: bytes | None = None):
         self.spec, self.names, self.coordinator = spec, names, coordinator
-        self.binary, self.restore = binary, restore
+        self.binary, self.restore, self.cmplog_binary = binary, restore, cmplog_binary
 
     def run(self) -> dict:
         import ray
@@ -223,6 +223,10 @@ class Worker:
             binary = scratch / "target"
             binary.write_bytes(self.binary)
             binary.chmod(0o755)
+            if self.cmplog_binary is not None:  # -c BINARY: its copy, as the target's
+                (scratch / "target.cmplog").write_bytes(self.cmplog_binary)
+                (scratch / "target.cmplog").chmod(0o755)
+                spec = replace(spec, cmplog=str(scratch / "target.cmplog"))
             out = scratch / "out"
             for kind, name, data in self.restore:
                 (out / spec.name / kind).mkdir(parents=True, exist_ok=True)
@@ -277,6 +281,8 @@ class RayCampaign:
             coordinator_cls = ray.remote(num_cpus=0)(Coordinator)
             self.coordinator = coordinator_cls.remote(self.names, self.exit_on_crash)
             self.binary_ref = ray.put(self.binary.read_bytes())
+            cmplog = self.specs[0].cmplog  # "0": the target is its own cmplog build
+            self.cmplog_ref = ray.put(Path(cmplog).read_bytes()) if cmplog not in (None, "0") else None
             for k in range(len(self.specs)):
                 self._start(k, self._files_in_out(k) if self.specs[k].resume else [])
             self.monitor.start(self._aggregate())
@@ -298,7 +304,8 @@ class RayCampaign:
                 ray.shutdown()
 
     def _start(self, k: int, restore: list[tuple[str, str, bytes]]) -> None:
-        self.actors[k] = self._worker_cls.remote(self.specs[k], self.names, self.coordinator, self.binary_ref, restore)
+        self.actors[k] = self._worker_cls.remote(self.specs[k], self.names, self.coordinator, self.binary_ref, restore,
+                                                 self.cmplog_ref)
         self.refs[k] = self.actors[k].run.remote()
 
     def _files_in_out(self, k: int) -> list[tuple[str, str, bytes]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CORPORA, REPO, cli, cli_cmd, one_error_line
+from conftest import CORPORA, HARNESS_DIR, REPO, cli, cli_cmd, one_error_line
 from forkserver.cpu import allowed_cpus
 from forkserver.feedbacks import simplify
 from forkserver.fuzzer import read_stats
@@ -380,3 +380,22 @@ def test_a_ray_campaign_saves_the_maze_crash_and_a_killed_worker_loses_nothing(b
     for name in names:
         ids = sorted(int(p.name[3:9]) for p in (out / name / "queue").glob("id:*"))
         assert ids == list(range(len(ids))), (name, ids)
+
+
+@pytest.mark.parametrize("how", [["-j", "1"], ["--ray", "-j", "1"]], ids=["j", "ray"])
+def test_a_worker_runs_the_comparison_stage_on_the_cmplog_build(bins, tmp_path, how):
+    """-c in a campaign: the worker's comparison stage opens magic_gates' four gates
+    (havoc alone does not pass the first in minutes), and the crash lands in OUT/main.
+    With --ray the driver ships the cmplog build with the target (on one machine a test
+    cannot tell a shipped copy from the driver's own path)."""
+    from forkserver.build import build
+
+    cmplog = build([HARNESS_DIR / "magic_gates.c"], tmp_path / "magic.cmplog", cmplog=True)
+    plain = build([HARNESS_DIR / "magic_gates.c"], tmp_path / "magic")
+    out = tmp_path / "out"
+    proc = cli("fuzz", *how, "-c", cmplog, "-i", CORPORA / "magic_gates", "-o", out, "-s", "1",
+               "--max-time", "120", "--exit-on-crash", "--plain", "--", plain, timeout=300)
+    assert proc.returncode == 77, proc.stderr[-3000:]
+    (crash,) = [p for p in (out / "main" / "crashes").iterdir() if p.name.startswith("id:")]
+    assert crash.read_bytes().startswith(b"\x00\x90\x5a\x4d"), crash.read_bytes()
+    assert any(",op:i2s" in p.name for p in (out / "main" / "queue").iterdir())
