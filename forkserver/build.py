@@ -5,10 +5,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from .config import cache_dir, check_settings
-from .errors import BuildError
+from .errors import BuildError, ForkserverError
 from .sanitizers import MARKER_PREFIX
 
 RUNTIME_SOURCES = [
@@ -88,14 +89,35 @@ def _run(cmd: list[str]) -> None:
         raise BuildError(f"compiling failed: {' '.join(cmd)}\n{tail}{hint}")
 
 
+def _runtime_store(cc: str) -> Path | None:
+    """Where compiled runtime objects are kept between builds: one directory per compiler
+    and runtime source tree (a change to either makes a new one). None without a
+    writable cache: every build then compiles the runtime itself."""
+    try:
+        compiler = Path(shutil.which(cc) or cc).resolve()
+        st = compiler.stat()
+        runtime_files = sorted(p for p in csrc_dir().rglob("*") if p.suffix in (".c", ".h"))
+        key = _digest([Path(__file__), *runtime_files], f"{compiler} {st.st_size} {st.st_mtime_ns}")
+        return cache_dir() / "runtime" / key
+    except (OSError, ForkserverError):
+        return None
+
+
 def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool, cmplog: bool) -> list[Path]:
+    """The runtime's objects for this build, compiled once per compiler and source tree
+    (~2 s a build otherwise)."""
     root = csrc_dir()
     includes = [f"-I{root / d}" for d in ("include", "runtime", "common")]
     sources = RUNTIME_SOURCES + [LIBFUZZER_DRIVER if libfuzzer else MAIN_ENTRY] + ([AFL_SNAPSHOT] if afl_snapshot else [])
     sources += CMPLOG if cmplog else []
+    store = _runtime_store(cc)
     objects = []
     for rel in sources:
-        obj = workdir / (rel.replace("/", "_") + ".o")
+        name = rel.replace("/", "_") + (".cmplog" if cmplog else "") + ".o"
+        if store is not None and (store / name).exists():
+            objects.append(store / name)
+            continue
+        obj = workdir / name
         # the runtime itself is never instrumented, and fortify checks would reject the
         # longjmp from the runtime's own stack back onto the program's; cmplog.c defines
         # memcmp and kin, which the compiler must not turn into calls to themselves
@@ -106,8 +128,23 @@ def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool
         if cmplog:  # cmplog.c tells the runtime's comparisons from the program's by this section
             _run(["objcopy", *(a for name in (".text", ".text.unlikely", ".text.startup", ".text.hot")
                                for a in ("--rename-section", f"{name}={RUNTIME_TEXT}")), str(obj)])
-        objects.append(obj)
+        objects.append(_keep(obj, store))
     return objects
+
+
+def _keep(obj: Path, store: Path | None) -> Path:
+    """obj, copied into the store whole (a temporary name, then a rename: builds running
+    at the same time never see half an object)."""
+    if store is None:
+        return obj
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        tmp = store / f".{obj.name}.{os.getpid()}.{threading.get_ident()}"
+        shutil.copyfile(obj, tmp)
+        os.replace(tmp, store / obj.name)
+        return store / obj.name
+    except OSError:
+        return obj
 
 
 def sanitizer_flags(sanitize: list[str]) -> list[str]:

@@ -327,6 +327,40 @@ def test_build_rejects_non_c_source(tmp_path):
         build([txt], tmp_path / "out")
 
 
+# ---- the runtime's objects, compiled once ----
+
+def test_runtime_objects_are_compiled_once_per_compiler_and_source_tree(tmp_path, monkeypatch):
+    """The second build reuses the first one's runtime objects (and makes the same binary);
+    a changed runtime source makes a new set; without a usable cache each build compiles
+    its own."""
+    import shutil
+
+    from forkserver import build as build_mod
+    from forkserver.errors import ConfigError
+
+    tree = tmp_path / "csrc"
+    shutil.copytree(csrc_dir(), tree)
+    monkeypatch.setattr(build_mod, "csrc_dir", lambda: tree)
+    monkeypatch.setattr(build_mod, "cache_dir", lambda: tmp_path / "cache")
+    harness = Path(__file__).resolve().parents[1] / "harnesses" / "crash.c"
+    first = build([harness], tmp_path / "first")
+    store = build_mod._runtime_store(build_mod.pick_compiler())
+    kept = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
+    assert "runtime_snapshot.c.o" in kept and "runtime_main_entry.c.o" in kept
+    second = build([harness], tmp_path / "second")
+    assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == kept  # nothing compiled again
+    assert first.read_bytes() == second.read_bytes()
+
+    (tree / "runtime" / "config.c").write_text((tree / "runtime" / "config.c").read_text() + "\n/* changed */\n")
+    assert build_mod._runtime_store(build_mod.pick_compiler()) != store
+
+    def unusable():
+        raise ConfigError("FORKSERVER_CACHE_DIR cannot be written")
+    monkeypatch.setattr(build_mod, "cache_dir", unusable)
+    assert build_mod._runtime_store(build_mod.pick_compiler()) is None
+    assert build([harness], tmp_path / "third").is_file()
+
+
 # ---- targets ----
 
 def test_target_errors(tmp_path):
