@@ -10,13 +10,15 @@
  * page and leaves the third untouched; it returns 11 when it read something. Input 'W'
  * writes the last byte of that buffer itself (the page a short read left alone) and
  * returns 12. Input 'P' (4,096 bytes in all) preads the whole input into two pages from
- * the first page boundary past 50 MiB: the read fills the first page exactly, and the runtime, which opened only
- * the pages the file's size allows, reads on from the page's end to be sure there is no
- * more; it returns 13 when the read returned the input and nothing else. Other inputs
- * return the bit. 'A', 'R', 'W' and 'P' exit 200 + the bit instead when it is set.
- * Fork mode: 'A...' -> 10, 'R' and more -> 11, 'W' -> 12, 'P' and 4,095 bytes -> 13,
- * anything else -> 0. A leak looks like 1 (or 201): a byte written by an earlier input is still
- * there.
+ * the first page boundary past 50 MiB: the read fills the first page exactly, and the
+ * runtime, which opened only the pages the file's size allows, reads on from the page's
+ * end to be sure there is no more; it returns 13 when the read returned the input and
+ * nothing else. Input 'Q' writes the second of those pages itself (the page that read
+ * found empty, opened and protected again) and returns 14. Other inputs return the bit.
+ * 'A', 'R', 'W', 'P' and 'Q' exit 200 + the bit instead when it is set. Fork mode:
+ * 'A...' -> 10, 'R' and more -> 11, 'W' -> 12, 'P' and 4,095 bytes -> 13, 'Q' -> 14,
+ * anything else -> 0. A leak looks like 1 (or 201): a byte written by an earlier input
+ * is still there.
  */
 #define _GNU_SOURCE
 #include "forkserver.h"
@@ -76,6 +78,10 @@ int main(void) {
         ssize_t got = pread(0, buf, PREAD_LEN, 0);
         int whole = got == 4096 && buf[0] == 'P' && buf[4095] == 'p';
         return leak ? 200 + leak : whole ? 13 : 0;
+    }
+    if (n == 1 && in[0] == 'Q') {
+        pread_buf()[4096] = 0x5a;
+        return leak ? 200 + leak : 14;
     }
     if (n == 1 && in[0] == 'W') {
         heap[READ_AT + READ_LEN - 1] = 0x5a;
