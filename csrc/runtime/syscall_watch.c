@@ -186,12 +186,13 @@ static size_t readable_bytes(long nr, const long *a) {
     return left < count ? left : count;
 }
 
-/* read and pread64 on pages opened up to `bound` bytes: when the kernel stopped where
- * the opened pages end (the file grew, or its size said less than it holds), the rest
- * is opened and read on, so the program sees what one unbounded call returns. */
-static long read_bounded(long nr, long *a, size_t bound) {
+/* read and pread64 into write-trapped memory: only the pages the file can fill are
+ * opened. When the kernel stopped where the opened pages end (the file grew, or its size
+ * said less than it holds), the rest is opened and read on, so the program sees what one
+ * unbounded call returns. The backend then takes back what the kernel did not reach. */
+static long read_bounded(struct fs_snapshot *s, long nr, long *a) {
     uintptr_t buf = (uintptr_t)a[1];
-    size_t count = (size_t)a[2];
+    size_t count = (size_t)a[2], bound = readable_bytes(nr, a);
     if (bound) note(buf, bound);
     long r = raw6(nr, a);
     size_t done = IS_ERR(r) ? 0 : (size_t)r;
@@ -200,34 +201,32 @@ static long read_bounded(long nr, long *a, size_t bound) {
      * faulted fails with EFAULT (0 is the end of the file) */
     int stopped_at_trap = r == -EFAULT || (done > 0 && done < count && buf + done >= opened_end &&
                                            ((buf + done) & (FS_PAGE_SIZE - 1)) == 0);
-    if (bound < count && stopped_at_trap) {
+    int read_on = bound < count && stopped_at_trap;
+    if (read_on) {
         long rest[6] = {a[0], (long)(buf + done), (long)(count - done), nr == SYS_pread64 ? a[3] + (long)done : 0, 0, 0};
         note(buf + done, count - done);
         long more = raw6(nr, rest);
         if (!IS_ERR(more)) r = (long)(done + (size_t)more);
         else if (!done) r = more;
     }
+    /* nothing opened, nothing to take back (the backend's mark is the last opening's) */
+    if (bound || read_on) s->tracker->kernel_write_done(s, buf + (IS_ERR(r) ? 0 : (uintptr_t)r));
     return r;
 }
 
 static long run_writing_call(long nr, long *a) {
     struct fs_snapshot *s = SNAP;
     if (!s->track_kernel_writes) return raw6(nr, a);
-    if (s->tracker->kernel_write_done && (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64) && a[1] &&
-        a[2]) {
+    if (s->tracker->kernel_write_done && a[1] && a[2]) {
         /* these return how far the kernel wrote: the backend may take back the rest of
          * what it opened (an empty buffer is noted nowhere, so it has nothing to take) */
-        long r;
+        if (nr == SYS_read || nr == SYS_pread64) return read_bounded(s, nr, a);
         if (nr == SYS_getdents64) {
             note_kernel_writes(nr, a);
-            r = raw6(nr, a);
-        } else {
-            size_t bound = readable_bytes(nr, a);
-            if (!bound) s->tracker->note_kernel_write(s, 0, 0); /* forget an earlier call's opening */
-            r = read_bounded(nr, a, bound);
+            long r = raw6(nr, a);
+            s->tracker->kernel_write_done(s, (uintptr_t)a[1] + (IS_ERR(r) ? 0 : (uintptr_t)r));
+            return r;
         }
-        s->tracker->kernel_write_done(s, (uintptr_t)a[1] + (IS_ERR(r) ? 0 : (uintptr_t)r));
-        return r;
     }
     note_kernel_writes(nr, a);
     long r = raw6(nr, a);
