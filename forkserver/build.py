@@ -5,11 +5,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 from .config import cache_dir, check_settings
 from .errors import BuildError, ForkserverError
+from .outdir import write_whole
 from .sanitizers import MARKER_PREFIX
 
 RUNTIME_SOURCES = [
@@ -96,8 +96,7 @@ def _runtime_store(cc: str) -> Path | None:
     try:
         compiler = Path(shutil.which(cc) or cc).resolve()
         st = compiler.stat()
-        runtime_files = sorted(p for p in csrc_dir().rglob("*") if p.suffix in (".c", ".h"))
-        key = _digest([Path(__file__), *runtime_files], f"{compiler} {st.st_size} {st.st_mtime_ns}")
+        key = _digest([Path(__file__), *_runtime_files()], f"{compiler} {st.st_size} {st.st_mtime_ns}")
         return cache_dir() / "runtime" / key
     except (OSError, ForkserverError):
         return None
@@ -133,16 +132,12 @@ def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool
 
 
 def _keep(obj: Path, store: Path | None) -> Path:
-    """obj, copied into the store whole (a temporary name, then a rename: builds running
-    at the same time never see half an object)."""
+    """obj, copied into the store whole (parallel builds never see half an object)."""
     if store is None:
         return obj
     try:
         store.mkdir(parents=True, exist_ok=True)
-        tmp = store / f".{obj.name}.{os.getpid()}.{threading.get_ident()}"
-        shutil.copyfile(obj, tmp)
-        os.replace(tmp, store / obj.name)
-        return store / obj.name
+        return write_whole(store / obj.name, obj.read_bytes())
     except OSError:
         return obj
 
@@ -230,6 +225,11 @@ def build(sources: list[Path], output: Path, cc: str | None = None,
     return output
 
 
+def _runtime_files() -> list[Path]:
+    """Every runtime source and header: what a build's runtime part depends on."""
+    return sorted(p for p in csrc_dir().rglob("*") if p.suffix in (".c", ".h"))
+
+
 def _digest(paths: list[Path], extra: str) -> str:
     h = hashlib.sha256(extra.encode())
     for p in paths:
@@ -243,9 +243,7 @@ def build_cached(source: Path, cc: str | None = None, cmplog: bool = False) -> P
     if not source.is_file():
         raise BuildError(f"no such source file: {source}")
     cc = pick_compiler(cc)
-    root = csrc_dir()
-    runtime_files = sorted(p for p in root.rglob("*") if p.suffix in (".c", ".h"))
-    key = _digest([source, Path(__file__), *runtime_files], cc + (" cmplog" if cmplog else ""))  # flags: this file
+    key = _digest([source, Path(__file__), *_runtime_files()], cc + (" cmplog" if cmplog else ""))  # flags: this file
     out = cache_dir() / "builds" / f"{source.stem}{'-cmplog' if cmplog else ''}-{key}"
     if not out.exists():
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")

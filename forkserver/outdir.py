@@ -6,6 +6,7 @@ directory and renamed into place, and fuzzer_stats is replaced atomically, so th
 fuzzer killed at any moment leaves no half-written entry behind."""
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,7 +160,7 @@ class OutputDir:
 def write_whole(final: Path, data: bytes, tmp_dir: Path | None = None) -> Path:
     """Writes final so that no reader sees it half-written: a temporary name in tmp_dir
     (default: final's directory; a dot-name that syncing and resuming skip), then a rename."""
-    tmp = (tmp_dir or final.parent) / f".tmp-{os.getpid()}"
+    tmp = (tmp_dir or final.parent) / f".tmp-{os.getpid()}-{threading.get_ident()}"  # writers in threads too
     tmp.write_bytes(data)
     os.replace(tmp, final)
     return final

@@ -295,7 +295,7 @@ FAULTS = [
     Fault("sync-secondary-reads-everyone", "forkserver/sync.py", "return names if self.elected else mains",
           "return names", CAMPAIGNS, "a secondary imports from secondaries too (afl-fuzz's rule broken)"),
     Fault("runtime-store-ignores-sources", "forkserver/build.py",
-          "key = _digest([Path(__file__), *runtime_files], f\"{compiler}",
+          "key = _digest([Path(__file__), *_runtime_files()], f\"{compiler}",
           "key = _digest([Path(__file__)], f\"{compiler}", ["tests/test_units.py", "-k", "compiled_once"],
           "runtime objects compiled from an older runtime source are linked into new builds"),
     Fault("campaign-without-cmplog-stage", "forkserver/parallel.py", "    if spec.cmplog:\n        how = SimpleNamespace(",
