@@ -207,6 +207,13 @@ FAULTS = [
     Fault("leaks-unchecked", "csrc/runtime/libfuzzer_driver.c", "        fs_check_leaks();\n        fs_iteration_end(0);",
           "        fs_iteration_end(0);",
           ["tests/test_sanitizers.py", "-k", "leak"], "snapshot mode ends an input before the leak check"),
+    Fault("clone-vm-traps-unhandled", "csrc/runtime/write_faults.c",
+          "info->si_code == BUS_ADRERR && fs_shares_runner_memory())", "info->si_code == BUS_ADRERR && fs_in_runner())",
+          ["tests/test_zoo.py", "-k", "snapshot_matches_fork and big_region_write"],
+          "a write trap taken by a task sharing the runner's memory (a vfork child) is not handled"),
+    Fault("vfork-from-handler", "csrc/runtime/syscall_watch.c", "    ret_if_nr(f, SYS_vfork, SECCOMP_RET_ALLOW);\n",
+          "", ["tests/test_zoo.py", "-k", "snapshot_matches_fork and big_region_write"],
+          "a runner that watches kernel writes traps vfork() and performs it from the handler, on its stack"),
     # ---- per-input novelty ----
     Fault("virgin-kept", "csrc/common/fs_novelty.h", "        if (update) virgin[i] &= (unsigned char)~b;\n",
           "", ["tests/test_novelty.py"], "has-new-bits never takes what it saw out of the virgin map"),

@@ -59,7 +59,7 @@ EXPECTED["fork_orphan"] = {b"A": 10, b"L": 20, b"x": 0}
 EXPECTED["handler_visible"] = {b"A": 10, b"A\x05": 10, b"x": 0, b"x\x05": 0}
 PREAD_PAGE = b"P" + b"\x01" * 4094 + b"p"  # one page: big_region_write's pread fills it exactly
 EXPECTED["big_region_write"] = {b"A\x00\x00": 10, b"A\x10\xfe": 10, b"A\xff\x33": 10, b"x": 0,
-                                b"R0123456789": 11, b"W": 12, PREAD_PAGE: 13, b"Q": 14}
+                                b"R0123456789": 11, b"W": 12, PREAD_PAGE: 13, b"Q": 14, b"V": 15}
 EXPECTED["big_file_private"] = {b"A\x00": 10, b"A\x07": 10, b"x": 0}
 EXPECTED["scattered_heap"] = {b"A\x00": 10, b"A\x05": 10, b"A\x4f": 10, b"x": 0}
 
@@ -68,7 +68,8 @@ SCHEDULES = {name: DEFAULT_SCHEDULE for name in EXPECTED}
 SCHEDULES["fork_orphan"] = [b"A", b"x", b"L", b"x", b"L", b"A", b"x", b"x"]
 SCHEDULES["handler_visible"] = [b"A", b"x", b"A\x05", b"x\x05", b"x"]
 SCHEDULES["big_region_write"] = [b"A\x00\x00", b"x", b"A\x10\xfe", b"R0123456789", b"x", b"A\xff\x33", b"x",
-                                 b"R0123456789", b"W", PREAD_PAGE, b"Q", b"x", b"A\x00\x00", PREAD_PAGE, b"x"]
+                                 b"R0123456789", b"W", PREAD_PAGE, b"Q", b"x", b"A\x00\x00", PREAD_PAGE, b"x",
+                                 b"V", b"x", b"V", b"x"]
 SCHEDULES["scattered_heap"] = [b"A\x00", b"x", b"A\x05", b"A\x4f", b"x", b"A\x05", b"x"]
 SCHEDULES["big_file_private"] = [b"A\x00", b"x", b"A\x07", b"A\x00", b"x", b"x"]
 

@@ -343,6 +343,7 @@ void fs_note_thread_start(void);
 uint64_t fs_hidden_signals(void);
 /* 1 in the runner, 0 in the processes it starts (they inherit its memory, not its role) */
 int fs_in_runner(void);
+int fs_shares_runner_memory(void);
 long fs_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 /* Shorthands for the runtime's own calls (the watch lets fs_raw_syscall through). */
 static inline long fs_sys3(long nr, long a1, long a2, long a3) { return fs_raw_syscall(nr, a1, a2, a3, 0, 0, 0); }

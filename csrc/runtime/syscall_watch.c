@@ -669,7 +669,10 @@ static int build_filter(struct filter *f, int with_kernel_writes) {
     ret(f, SECCOMP_RET_TRAP);
     ret(f, SECCOMP_RET_ALLOW);
     /* clone() of a thread (CLONE_THREAD); processes are let through: the child runs
-     * the same handler, which sees it is not the runner */
+     * the same handler, which sees it is not the runner. vfork() too, and never from
+     * the handler: its child would run on the handler's stack, and its own traps would
+     * overwrite the frame its parent returns through. */
+    ret_if_nr(f, SYS_vfork, SECCOMP_RET_ALLOW);
     JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
     load(f, ARG_LO(0));
     JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1);

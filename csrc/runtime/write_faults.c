@@ -13,8 +13,9 @@ static int ours(struct fs_snapshot *s, int sig, const siginfo_t *info) {
     uintptr_t addr = (uintptr_t)info->si_addr;
     if (sig == SIGSEGV && info->si_code == SEGV_ACCERR)
         return (s->tracker->handle_fault && s->tracker->handle_fault(s, addr)) || fs_sparse_handle_fault(addr);
-    /* userfaultfd's SIGBUS; a child of the runner has no traps (they are not inherited) */
-    if (sig == SIGBUS && info->si_code == BUS_ADRERR && fs_in_runner())
+    /* userfaultfd's SIGBUS: in the runner, or in a task that shares its memory (and so its
+     * traps); a forked child has none (they are not inherited) */
+    if (sig == SIGBUS && info->si_code == BUS_ADRERR && fs_shares_runner_memory())
         return s->tracker->handle_fault && s->tracker->handle_fault(s, addr);
     return 0;
 }

@@ -14,10 +14,12 @@
  * runtime, which opened only the pages the file's size allows, reads on from the page's
  * end to be sure there is no more; it returns 13 when the read returned the input and
  * nothing else. Input 'Q' writes the second of those pages itself (the page that read
- * found empty, opened and protected again) and returns 14. Other inputs return the bit.
- * 'A', 'R', 'W', 'P' and 'Q' exit 200 + the bit instead when it is set. Fork mode:
+ * found empty, opened and protected again) and returns 14. Input 'V' vforks, and the
+ * child writes a byte at 30 MiB, in its parent's memory (so it takes the trap), then
+ * exits; the parent returns 15 when it sees the byte. Other inputs return the bit.
+ * 'A', 'R', 'W', 'P', 'Q' and 'V' exit 200 + the bit instead when it is set. Fork mode:
  * 'A...' -> 10, 'R' and more -> 11, 'W' -> 12, 'P' and 4,095 bytes -> 13, 'Q' -> 14,
- * anything else -> 0. A leak looks like 1 (or 201): a byte written by an earlier input
+ * 'V' -> 15, anything else -> 0. A leak looks like 1 (or 201): a byte written by an earlier input
  * is still there.
  */
 #define _GNU_SOURCE
@@ -26,6 +28,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define HEAP_SIZE (64u << 20)
@@ -41,12 +44,13 @@ static volatile unsigned char zero_fill;
 #define READ_LEN (3 * 4096)
 #define PREAD_AT (50 * MIB)
 #define PREAD_LEN (2 * 4096)
+#define VFORK_AT (30 * MIB)
 
 /* page aligned: malloc's header puts the heap itself 16 bytes into its first page */
 static unsigned char *pread_buf(void) { return (unsigned char *)(((uintptr_t)heap + PREAD_AT + 4095) & ~(uintptr_t)4095); }
 
 static int dirty(void) {
-    if (heap[0] || heap[HEAP_SIZE - 1]) return 1;
+    if (heap[0] || heap[HEAP_SIZE - 1] || heap[VFORK_AT]) return 1;
     for (size_t k = 0; k < READ_LEN; k++)
         if (heap[READ_AT + k]) return 1;
     for (size_t k = 0; k < PREAD_LEN; k++)
@@ -82,6 +86,16 @@ int main(void) {
     if (n == 1 && in[0] == 'Q') {
         pread_buf()[4096] = 0x5a;
         return leak ? 200 + leak : 14;
+    }
+    if (n == 1 && in[0] == 'V') {
+        pid_t child = vfork();
+        if (child == 0) {
+            heap[VFORK_AT] = 0x77;
+            _exit(0);
+        }
+        int status = 0;
+        int seen = child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && heap[VFORK_AT] == 0x77;
+        return leak ? 200 + leak : seen ? 15 : 0;
     }
     if (n == 1 && in[0] == 'W') {
         heap[READ_AT + READ_LEN - 1] = 0x5a;
