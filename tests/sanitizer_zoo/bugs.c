@@ -13,15 +13,20 @@
  *   K  a leak of 24 bytes (reported only with leak detection)
  *   A  heap-buffer-overflow far into the heap: an 8 MiB block, written one past its end,
  *      so the allocator maps fresh memory and its shadow
+ *   V  clean: a vfork child writes a page nothing else writes, which its parent then
+ *      reads; the next V finds it zero again, or aborts
  *
  * The second byte, when present, moves the overflow's index by that much within the
  * redzone, so that inputs of one kind still differ. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static char table[16] = "0123456789abcdef";
 static volatile int sink;
+static volatile char vfork_page[4096] __attribute__((aligned(4096)));
 
 static int shift_by(uint8_t v) { return v; }
 
@@ -62,6 +67,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         big[0] = 1;
         big[(8 << 20) + extra] = 1;
         free((char *)big);
+    } break;
+    case 'V': {
+        if (vfork_page[0]) abort(); /* the last V's write was not taken back */
+        pid_t child = vfork();
+        if (child == 0) {
+            vfork_page[0] = 1; /* into the parent's memory */
+            _exit(0);
+        }
+        int status = 0;
+        if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || vfork_page[0] != 1) abort();
+        acc += vfork_page[0];
     } break;
     default:
         acc += heap[15] + vstack[15] + table[15];
