@@ -214,6 +214,10 @@ FAULTS = [
     Fault("vfork-from-handler", "csrc/runtime/syscall_watch.c", "    ret_if_nr(f, SYS_vfork, SECCOMP_RET_ALLOW);\n",
           "", ["tests/test_zoo.py", "-k", "snapshot_matches_fork and big_region_write"],
           "a runner that watches kernel writes traps vfork() and performs it from the handler, on its stack"),
+    Fault("rseq-page-trapped", "csrc/runtime/snapshot.c",
+          "r->compare_always = r->is_stack || (s->rseq_start < r->end && r->start < s->rseq_end);",
+          "r->compare_always = r->is_stack;", ["tests/test_sanitizers.py", "-k", "every_bug and pagemap"],
+          "the page the kernel writes rseq fields into is write-protected like any other"),
     # ---- per-input novelty ----
     Fault("virgin-kept", "csrc/common/fs_novelty.h", "        if (update) virgin[i] &= (unsigned char)~b;\n",
           "", ["tests/test_novelty.py"], "has-new-bits never takes what it saw out of the virgin map"),

@@ -182,7 +182,7 @@ static void sort_fds(void) {
         }
 }
 
-static int add_region(const struct fs_map_entry *e, uintptr_t start, uintptr_t end, char *err, size_t errlen) {
+static int add_one_region(const struct fs_map_entry *e, uintptr_t start, uintptr_t end, char *err, size_t errlen) {
     struct fs_snapshot *s = SNAP;
     if (s->region_count >= FS_MAX_REGIONS) {
         snprintf(err, errlen, "more than %d writable mappings", FS_MAX_REGIONS);
@@ -196,6 +196,23 @@ static int add_region(const struct fs_map_entry *e, uintptr_t start, uintptr_t e
     r->compare_always = r->is_stack || (s->rseq_start < r->end && r->start < s->rseq_end);
     snprintf(r->name, sizeof r->name, "%s", e->name[0] ? e->name : "[anon]");
     return 0;
+}
+
+/* The page(s) of the rseq area, which the kernel writes at every return to user space,
+ * form a region of their own: it is compared at every restore, and may never trap a
+ * write. The rest of their mapping (in ASan builds, megabytes of static TLS) is then
+ * tracked like any other memory, instead of being compared or walked in full at every
+ * restore. */
+static int add_region(const struct fs_map_entry *e, uintptr_t start, uintptr_t end, char *err, size_t errlen) {
+    struct fs_snapshot *s = SNAP;
+    uintptr_t lo = s->rseq_start & ~(uintptr_t)(FS_PAGE_SIZE - 1);
+    uintptr_t hi = (s->rseq_end + FS_PAGE_SIZE - 1) & ~(uintptr_t)(FS_PAGE_SIZE - 1);
+    if (s->rseq_end == 0 || hi <= start || lo >= end) return add_one_region(e, start, end, err, errlen);
+    if (lo < start) lo = start;
+    if (hi > end) hi = end;
+    if (start < lo && add_one_region(e, start, lo, err, errlen)) return -1;
+    if (add_one_region(e, lo, hi, err, errlen)) return -1;
+    return hi < end ? add_one_region(e, hi, end, err, errlen) : 0;
 }
 
 /* One restorable piece of a mapping: a region, or for a large anonymous one, a region
