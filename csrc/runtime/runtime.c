@@ -53,10 +53,10 @@ int fs_in_runner(void) {
 /* The runner, or a process it started with clone(CLONE_VM) (vfork, posix_spawn,
  * LeakSanitizer's tracer): every task that writes into the runner's memory. */
 int fs_shares_runner_memory(void) {
-    if (!fs_st || !fs_st->is_runner) return 0;
-    long self = fs_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
-    return self == fs_st->runner_pid ||
-           fs_raw_syscall(SYS_kcmp, self, fs_st->runner_pid, FS_KCMP_VM, 0, 0, 0) == 0;
+    if (fs_in_runner()) return 1;
+    return fs_st && fs_st->is_runner &&
+           fs_raw_syscall(SYS_kcmp, fs_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0), fs_st->runner_pid, FS_KCMP_VM, 0,
+                          0, 0) == 0;
 }
 
 /* Inside an input, in the runner itself: a process the input forked inherits the flag. */

@@ -191,9 +191,9 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         memset(r->written, 0, page_count(r));
-        /* never the stack: the restore itself runs on it, and must not trap there */
-        r->trap_writes = (s->has_trapped_holes || r->end - r->start >= FS_BIG_REGION) && !r->compare_always &&
-                         !r->is_stack;
+        /* never a compared region: the stack (the restore itself runs on it, and must not
+         * trap there) and the rseq page (the kernel writes it) */
+        r->trap_writes = (s->has_trapped_holes || r->end - r->start >= FS_BIG_REGION) && !r->compare_always;
         candidates |= r->trap_writes;
     }
     if (candidates) {
