@@ -41,7 +41,8 @@ LEAK = b"K"
 # K leaks, which is a crash only with leak detection; V vforks, and its runner retires:
 # ASan clears the stack's shadow with an mmap over it, a mapping of the snapshot
 VFORK = b"V"
-CLEAN = [b"", b"x", b"clean", b"K", VFORK]
+# M grows the allocator within an input
+CLEAN = [b"", b"x", b"clean", b"K", VFORK, b"M"]
 # bugs with a second byte (the overflow's offset within the redzone) as well
 ZOO_INPUTS = list(BUGS) + [k + bytes([d]) for k in (b"H", b"R", b"S", b"G") for d in (3, 5)] + CLEAN
 SHUFFLED_RUNS = 1000
@@ -243,6 +244,17 @@ def test_snapshot_equals_fork_over_shuffled_runs(zoo_bin, fork_rows, backend):
     # the last one's successor never starts
     retiring = sum(1 for d in schedule[:-1] if d[:1] in BUGS or d == VFORK)
     assert got["runners"] == retiring + 1, "every crash and vfork costs one runner, and nothing else does"
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_snapshot_runner_starts_with_every_size_class_mapped(zoo_bin, backend):
+    """W asks for sizes the program never used: a runner's allocator serves them without
+    mapping memory (each input would map it, and each restore unmap it again). Fork
+    mode is not warmed up (its forks would copy those mappings' page tables): there W
+    finds the allocator growing, and aborts."""
+    assert run_schedule(zoo_bin, "fork", [b"W"])["rows"][0][:2] == ["crash", 6]
+    rows = run_schedule(zoo_bin, backend, [b"W", b"x", b"W"])["rows"]
+    assert [r[0] for r in rows] == ["ok"] * 3
 
 
 def test_gcc_build_snapshot_matches_fork(tmp_path):

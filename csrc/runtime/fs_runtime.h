@@ -269,6 +269,7 @@ void fs_own_memory_moved(const void *old, const void *start, size_t len);
 uint64_t fs_now_ns(void);
 int fs_move_fd_high(int fd);
 void fs_check_leaks(void);
+void fs_sanitizer_heap_warm(void);
 
 /* the comparison log, attached by the server; only cmplog builds write it (cmplog.c) */
 extern struct fs_cmplog *fs_cmplog_log;

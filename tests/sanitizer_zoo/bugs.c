@@ -15,6 +15,11 @@
  *      so the allocator maps fresh memory and its shadow
  *   V  clean: a vfork child writes a page nothing else writes, which its parent then
  *      reads; the next V finds it zero again, or aborts
+ *   M  clean: 4,096 blocks of one size, more than the allocator holds for that size at
+ *      the start, so it maps more during the input
+ *   W  one block of each of a few sizes the program never asked for before: in snapshot
+ *      mode the allocator has memory for them already (the runtime's warm-up), in fork
+ *      mode it maps more and W aborts (not one of the zoo's inputs: the modes differ)
  *
  * The second byte, when present, moves the overflow's index by that much within the
  * redzone, so that inputs of one kind still differ. */
@@ -27,6 +32,9 @@
 static char table[16] = "0123456789abcdef";
 static volatile int sink;
 static volatile char vfork_page[4096] __attribute__((aligned(4096)));
+
+/* ASan's count of the bytes its allocator has mapped */
+size_t __sanitizer_get_heap_size(void) __attribute__((weak));
 
 static int shift_by(uint8_t v) { return v; }
 
@@ -78,6 +86,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int status = 0;
         if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || vfork_page[0] != 1) abort();
         acc += vfork_page[0];
+    } break;
+    case 'M': {
+        static char *blocks[4096];
+        for (int i = 0; i < 4096; i++) {
+            blocks[i] = malloc(48);
+            blocks[i][47] = (char)i;
+        }
+        for (int i = 0; i < 4096; i++) {
+            acc += blocks[i][47];
+            free(blocks[i]);
+        }
+    } break;
+    case 'W': {
+        static const size_t sizes[] = {200, 1000, 3000, 20000, 100000};
+        size_t mapped = __sanitizer_get_heap_size();
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            volatile char *p = malloc(sizes[i]);
+            p[0] = 1;
+            free((char *)p);
+        }
+        if (__sanitizer_get_heap_size() != mapped) abort();
     } break;
     default:
         acc += heap[15] + vstack[15] + table[15];
