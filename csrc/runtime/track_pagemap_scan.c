@@ -5,9 +5,9 @@
  * saves the page's snapshot copy if it has none yet, makes the page writable and puts
  * it on the region's open list; a syscall that the watch sees will write there does
  * the same beforehand. A restore then visits the open pages only: one that differs is
- * copied back and stays open, one that stays clean for PAGE_COOL_AFTER restores is
- * protected again. The cost of a restore follows the pages written, not the size of
- * the heap, and no VMA is ever split. */
+ * copied back and stays open, one that stays clean for TRAPPED_PAGE_COOL_AFTER
+ * restores is protected again. The cost of a restore follows the pages written, not
+ * the size of the heap, and no VMA is ever split. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -295,7 +295,13 @@ static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t en
 }
 
 /* The open pages of a trapped region: each is put back if it differs, and protected
- * again once it has matched the snapshot PAGE_COOL_AFTER restores in a row. */
+ * again once it has matched the snapshot TRAPPED_PAGE_COOL_AFTER restores in a row.
+ * Longer than a walked page's wait: a trapped page's next write costs a signal and two
+ * system calls (~6-10 us), a walked page's an asynchronous fault, and a compare of a
+ * page ~0.2 us. Fuzzed inputs write many pages one input in a few: with 4, ASan
+ * ini_parser's runner took ~4 traps per input under `forkserver fuzz`, with 32 ~1. */
+#define TRAPPED_PAGE_COOL_AFTER 32
+
 static int collect_trapped(struct fs_snapshot *s, struct fs_region *r) {
     uint32_t *open = open_list(r), count = open[0], kept = 0;
     unsigned char *state = page_state(r);
@@ -303,7 +309,7 @@ static int collect_trapped(struct fs_snapshot *s, struct fs_region *r) {
         uint32_t i = open[1 + k];
         uintptr_t p = r->start + (uintptr_t)i * PAGE;
         if (fs_snapshot_restore_page_in(r, p)) r->written[i] = 0;
-        else if (++r->written[i] >= PAGE_COOL_AFTER) {
+        else if (++r->written[i] >= TRAPPED_PAGE_COOL_AFTER) {
             if (trap_wp(s, p, p + PAGE, 1)) return -1;
             r->written[i] = 0;
             state[i] &= ~PAGE_OPEN;
