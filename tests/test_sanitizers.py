@@ -41,8 +41,8 @@ LEAK = b"K"
 # K leaks, which is a crash only with leak detection; V vforks, and its runner retires:
 # ASan clears the stack's shadow with an mmap over it, a mapping of the snapshot
 VFORK = b"V"
-# M grows the allocator within an input
-CLEAN = [b"", b"x", b"clean", b"K", VFORK, b"M"]
+# M grows the allocator within an input; P checks that a heap block is put back
+CLEAN = [b"", b"x", b"clean", b"K", VFORK, b"M", b"P"]
 # bugs with a second byte (the overflow's offset within the redzone) as well
 ZOO_INPUTS = list(BUGS) + [k + bytes([d]) for k in (b"H", b"R", b"S", b"G") for d in (3, 5)] + CLEAN
 SHUFFLED_RUNS = 1000
@@ -255,6 +255,17 @@ def test_snapshot_runner_starts_with_every_size_class_mapped(zoo_bin, backend):
     assert run_schedule(zoo_bin, "fork", [b"W"])["rows"][0][:2] == ["crash", 6]
     rows = run_schedule(zoo_bin, backend, [b"W", b"x", b"W"])["rows"]
     assert [r[0] for r in rows] == ["ok"] * 3
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_pages_left_clean_are_protected_and_trap_again(zoo_bin, backend):
+    """One runner for all: the pages M writes stay open while inputs that do not write
+    them are restored, until they are protected again; the next M writes them again,
+    and must be caught as before (P checks that the heap was put back each time)."""
+    schedule = ([b"M", b"P"] + [b"x"] * 40) * 3 + [b"P", b"M", b"P"]
+    got = run_schedule(zoo_bin, backend, schedule)
+    assert [r[0] for r in got["rows"]] == ["ok"] * len(schedule)
+    assert got["runners"] == 1
 
 
 def test_gcc_build_snapshot_matches_fork(tmp_path):

@@ -17,6 +17,8 @@
  *      reads; the next V finds it zero again, or aborts
  *   M  clean: 4,096 blocks of one size, more than the allocator holds for that size at
  *      the start, so it maps more during the input
+ *   P  clean: sets a byte of a block allocated before the snapshot, which the next P
+ *      must find unset again, or abort
  *   W  one block of each of a few sizes the program never asked for before: in snapshot
  *      mode the allocator has memory for them already (the runtime's warm-up), in fork
  *      mode it maps more and W aborts (not one of the zoo's inputs: the modes differ)
@@ -35,6 +37,10 @@ static volatile char vfork_page[4096] __attribute__((aligned(4096)));
 
 /* ASan's count of the bytes its allocator has mapped */
 size_t __sanitizer_get_heap_size(void) __attribute__((weak));
+
+static volatile char *early_block; /* allocated before the fork server starts */
+
+__attribute__((constructor)) static void allocate_early_block(void) { early_block = calloc(1, 64); }
 
 static int shift_by(uint8_t v) { return v; }
 
@@ -98,6 +104,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             free(blocks[i]);
         }
     } break;
+    case 'P':
+        if (early_block[7]) abort(); /* the last P's write was not taken back */
+        early_block[7] = 1;
+        break;
     case 'W': {
         static const size_t sizes[] = {200, 1000, 3000, 20000, 100000};
         size_t mapped = __sanitizer_get_heap_size();
