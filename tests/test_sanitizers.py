@@ -250,11 +250,14 @@ def test_snapshot_equals_fork_over_shuffled_runs(zoo_bin, fork_rows, backend):
 def test_snapshot_runner_starts_with_every_size_class_mapped(zoo_bin, backend):
     """W asks for sizes the program never used: a runner's allocator serves them without
     mapping memory (each input would map it, and each restore unmap it again). Fork
-    mode is not warmed up (its forks would copy those mappings' page tables): there W
-    finds the allocator growing, and aborts."""
+    mode is not warmed up (its forks would copy those mappings' page tables), nor is
+    snapshot mode with FORKSERVER_ASAN_WARMUP=0: there W finds the allocator growing,
+    and aborts."""
     assert run_schedule(zoo_bin, "fork", [b"W"])["rows"][0][:2] == ["crash", 6]
     rows = run_schedule(zoo_bin, backend, [b"W", b"x", b"W"])["rows"]
     assert [r[0] for r in rows] == ["ok"] * 3
+    cold = run_schedule(zoo_bin, backend, [b"W"], env={"FORKSERVER_ASAN_WARMUP": "0"})["rows"]
+    assert cold[0][:2] == ["crash", 6], "FORKSERVER_ASAN_WARMUP=0 leaves the classes unmapped"
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)

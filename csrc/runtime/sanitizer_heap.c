@@ -11,10 +11,17 @@
  * Fork mode is left as it is: the classes lie 64 GiB apart, and their mappings and
  * shadow add ~1.4 MiB of page tables that every fork would copy (3x the time of a fork
  * of ini_parser). So the two modes' allocators hand out other addresses, and report
- * other mapped sizes; nothing else differs. */
+ * other mapped sizes; nothing else differs.
+ *
+ * The price is paid by each runner: ~170 more regions to write-protect, ~2 ms more to
+ * take its snapshot, and a crash costs ~10 ms where it cost ~6. A target that crashes
+ * on more than ~2% of its inputs is better off without (FORKSERVER_ASAN_WARMUP=0). */
 #include <stdlib.h>
 
 #include "fs_runtime.h"
+
+/* "0": no warm-up (read here only) */
+#define FS_ENV_ASAN_WARMUP "FORKSERVER_ASAN_WARMUP"
 
 extern void __asan_init(void) __attribute__((weak));
 extern void __sanitizer_purge_allocator(void) __attribute__((weak));
@@ -25,7 +32,7 @@ extern void __sanitizer_purge_allocator(void) __attribute__((weak));
 #define PRIMARY_MAX (128u << 10)
 
 void fs_sanitizer_heap_warm(void) {
-    if (!__asan_init) return;
+    if (!__asan_init || (getenv(FS_ENV_ASAN_WARMUP) && !fs_env_flag(FS_ENV_ASAN_WARMUP))) return;
     for (size_t size = 1; size <= PRIMARY_MAX; size += size / 16 > 8 ? size / 16 : 8) {
         void *p = malloc(size);
         __asm__ volatile("" : : "r"(p) : "memory"); /* a malloc the compiler may not drop */
