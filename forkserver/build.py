@@ -16,8 +16,8 @@ RUNTIME_SOURCES = [
     "runtime/config.c", "runtime/coverage.c", "runtime/runtime.c", "runtime/server.c",
     "runtime/maps.c", "runtime/snapshot.c", "runtime/syscall_watch.c", "runtime/process_state.c",
     "runtime/track.c", "runtime/track_full_copy.c", "runtime/track_pagemap_scan.c", "runtime/track_soft_dirty.c",
-    "runtime/track_mprotect.c", "runtime/write_faults.c", "runtime/sparse.c", "runtime/libc_direct.c", "runtime/sanitizer_heap.c",
-    "runtime/arch_x86_64.c", "common/dirty_probe.c",
+    "runtime/track_mprotect.c", "runtime/write_faults.c", "runtime/sparse.c", "runtime/libc_direct.c",
+    "runtime/sanitizer_heap.c", "runtime/arch_x86_64.c", "common/dirty_probe.c",
 ]
 MAIN_ENTRY = "runtime/main_entry.c"
 AFL_SNAPSHOT = "runtime/afl_snapshot.c"
