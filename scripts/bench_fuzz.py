@@ -17,7 +17,9 @@ Parts (--parts, default all but coverage):
             switched off, and what each crash costs.
   asan      ASan builds of ini_parser and maze: forkserver fuzz (snapshot) / afl-fuzz on
             an afl-clang-fast -fsanitize=address persistent build (maze's: main in an
-            __AFL_LOOP, scripts/afl/maze_persistent.c).
+            __AFL_LOOP, scripts/afl/maze_persistent.c); for ini_parser also against the
+            persistent build that passes each input in an exact-size heap copy, as
+            libFuzzer and our driver do (-DHEAP_COPY).
   coverage  ini_parser for --coverage-seconds, --coverage-trials times: forkserver fuzz
             and afl-fuzz (persistent build) run at the same time, each pinned to its own
             CPU; both queues are then replayed through our build, and the edges they
@@ -176,12 +178,15 @@ def part_crashy(targets: dict, args, work: Path) -> dict:
 
 def part_asan(targets: dict, args, work: Path) -> dict:
     afl_asan = ["afl-clang-fast", "-O2", "-g", "-fsanitize=address", f"-I{bench_afl.SHIM_DIR}"]
-    bins = {name: work / name for name in ("ini.asan.fs", "ini.asan.afl-persistent", "maze.asan.fs",
-                                           "maze.asan.afl-persistent")}
+    bins = {name: work / name for name in ("ini.asan.fs", "ini.asan.afl-persistent", "ini.asan.afl-persistent-copy",
+                                           "maze.asan.fs", "maze.asan.afl-persistent")}
     bench_afl.run(["forkserver", "build", ROOT / "harnesses/ini_parser.c", "--sanitize", "address", "-o",
                    bins["ini.asan.fs"]])
     bench_afl.run(afl_asan + [ROOT / "harnesses/ini_parser.c", bench_afl.SHIM_DIR / "ini_parser_persistent.c",
                               "-o", bins["ini.asan.afl-persistent"]])
+    # the same driver passing each input in an exact-size heap copy, as ours and libFuzzer do
+    bench_afl.run(afl_asan + ["-DHEAP_COPY", ROOT / "harnesses/ini_parser.c",
+                              bench_afl.SHIM_DIR / "ini_parser_persistent.c", "-o", bins["ini.asan.afl-persistent-copy"]])
     bench_afl.run(["forkserver", "build", ROOT / "harnesses/maze.c", "--sanitize", "address", "-o",
                    bins["maze.asan.fs"]])
     maze_object = work / "maze.asan.o"
@@ -197,6 +202,13 @@ def part_asan(targets: dict, args, work: Path) -> dict:
         out[harness] = {"ours": ours, "theirs_persistent": theirs,
                         "ratio": ours["execs_per_sec"] / theirs["execs_per_sec"]}
         log(f"{harness} ASan: forkserver fuzz / afl-fuzz persistent = {out[harness]['ratio']:.2f}x")
+        if key == "ini":
+            log(f"{harness} ASan: afl-fuzz, persistent build with a heap copy of each input")
+            copy = their_fuzz(bins["ini.asan.afl-persistent-copy"], CORPORA / harness, args.seconds, work)
+            out[harness]["theirs_persistent_heap_copy"] = copy
+            out[harness]["ratio_vs_heap_copy"] = ours["execs_per_sec"] / copy["execs_per_sec"]
+            log(f"{harness} ASan: forkserver fuzz / afl-fuzz persistent with a heap copy = "
+                f"{out[harness]['ratio_vs_heap_copy']:.2f}x")
     return out
 
 

@@ -8,12 +8,14 @@
  * The fork server starts after LLVMFuzzerInitialize (deferred), then each input arrives
  * in AFL++'s shared-memory test-case buffer and goes to LLVMFuzzerTestOneInput; the
  * process is reused for 10000 inputs before afl-fuzz forks a fresh one. Without
- * afl-fuzz, __AFL_LOOP runs once on the input read from argv[1] or stdin.
+ * afl-fuzz, __AFL_LOOP runs once on the input read from argv[1] or stdin. With
+ * -DHEAP_COPY each input is passed in a heap copy of its exact size, as libFuzzer does.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #ifndef __AFL_FUZZ_TESTCASE_LEN
@@ -34,7 +36,16 @@ int main(int argc, char **argv)
     unsigned char *buf = __AFL_FUZZ_TESTCASE_BUF;
     while (__AFL_LOOP(10000)) {
         size_t len = (size_t)__AFL_FUZZ_TESTCASE_LEN;
+#ifdef HEAP_COPY
+        /* as libFuzzer (and forkserver's driver) pass it: a heap copy of exactly the
+         * input's size, so that ASan sees a read past its end */
+        unsigned char *copy = malloc(len);
+        if (copy && len) memcpy(copy, buf, len);
+        LLVMFuzzerTestOneInput(copy ? copy : buf, len);
+        free(copy);
+#else
         LLVMFuzzerTestOneInput(buf, len);
+#endif
     }
     return 0;
 }
