@@ -1,6 +1,6 @@
 /* Sanitizer bugs, one per input's first byte, built with --sanitize address,undefined.
- * Every input does the same work on the same objects; only the selected bug goes one
- * step wrong. Any other first byte is clean and must stay ok.
+ * The bugs do the same work on the same objects; only the selected one goes one step
+ * wrong. Any other first byte but W is clean and must stay ok.
  *
  *   H  heap-buffer-overflow, WRITE of size 1 (one past a malloc'd block)
  *   R  heap-buffer-overflow, READ of size 1
