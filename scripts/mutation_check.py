@@ -228,7 +228,7 @@ FAULTS = [
           "r->compare_always = r->is_stack;", ["tests/test_sanitizers.py", "-k", "every_bug and pagemap"],
           "the page the kernel writes rseq fields into is write-protected like any other"),
     Fault("sanitizer-heap-cold", "csrc/runtime/server.c",
-          "if (cfg->mode == FS_MODE_SNAPSHOT) fs_sanitizer_heap_warm();", "",
+          "if (cfg->mode == FS_MODE_SNAPSHOT && cfg->asan_warmup) fs_sanitizer_heap_warm();", "",
           ["tests/test_sanitizers.py", "-k", "every_size_class and pagemap"],
           "snapshot runners start with ASan's size classes unmapped: each input maps them"),
     Fault("sanitizer-heap-unpurged", "csrc/runtime/sanitizer_heap.c",

@@ -83,6 +83,9 @@
 #define FS_ENV_VIRGIN_SHM_ID "FORKSERVER_VIRGIN_SHM_ID"
 /* run LeakSanitizer's check at the end of each input; leaks abort it (a crash) */
 #define FS_ENV_DETECT_LEAKS "FORKSERVER_DETECT_LEAKS"
+/* "0": a snapshot server of an ASan build does not map every size class before its
+ * first runner (sanitizer_heap.c) */
+#define FS_ENV_ASAN_WARMUP "FORKSERVER_ASAN_WARMUP"
 /* the comparison log (struct fs_cmplog), a SysV segment a cmplog build logs into */
 #define FS_ENV_CMPLOG_SHM_ID "FORKSERVER_CMPLOG_SHM_ID"
 /* for tests only: corrupt one byte after each restore, to prove the verifier sees it */

@@ -66,6 +66,7 @@ void fs_config_load(struct fs_config *cfg) {
     cfg->deferred = fs_env_flag(FS_ENV_DEFER);
     cfg->verify = fs_env_flag(FS_ENV_VERIFY);
     cfg->detect_leaks = fs_env_flag(FS_ENV_DETECT_LEAKS);
+    cfg->asan_warmup = !getenv(FS_ENV_ASAN_WARMUP) || fs_env_flag(FS_ENV_ASAN_WARMUP);
     cfg->break_restore = break_restore_from_env();
     const char *mode = getenv(FS_ENV_MODE);
     /* afl-fuzz exports __AFL_PERSISTENT for binaries with the persistent marker; in an

@@ -38,6 +38,7 @@ struct fs_config {
     int backend;             /* FS_BACKEND_* requested */
     int verify;
     int detect_leaks;        /* LeakSanitizer's check at the end of each input */
+    int asan_warmup;         /* FORKSERVER_ASAN_WARMUP, on unless set off */
     unsigned break_restore;  /* FS_BREAK_* */
     const char *input_file;  /* materialise inputs into this file */
     int input_stdin;         /* materialise inputs into stdin (a regular file) */

@@ -20,9 +20,6 @@
 
 #include "fs_runtime.h"
 
-/* "0": no warm-up (read here only) */
-#define FS_ENV_ASAN_WARMUP "FORKSERVER_ASAN_WARMUP"
-
 extern void __asan_init(void) __attribute__((weak));
 extern void __sanitizer_purge_allocator(void) __attribute__((weak));
 
@@ -32,7 +29,7 @@ extern void __sanitizer_purge_allocator(void) __attribute__((weak));
 #define PRIMARY_MAX (128u << 10)
 
 void fs_sanitizer_heap_warm(void) {
-    if (!__asan_init || (getenv(FS_ENV_ASAN_WARMUP) && !fs_env_flag(FS_ENV_ASAN_WARMUP))) return;
+    if (!__asan_init) return;
     for (size_t size = 1; size <= PRIMARY_MAX; size += size / 16 > 8 ? size / 16 : 8) {
         void *p = malloc(size);
         __asm__ volatile("" : : "r"(p) : "memory"); /* a malloc the compiler may not drop */

@@ -531,7 +531,7 @@ void fs_server_start(void) {
         return;
     }
     /* snapshot runners only: forks would copy the page tables of every class's mapping */
-    if (cfg->mode == FS_MODE_SNAPSHOT) fs_sanitizer_heap_warm();
+    if (cfg->mode == FS_MODE_SNAPSHOT && cfg->asan_warmup) fs_sanitizer_heap_warm();
     fs_st->direct = cfg->mode == FS_MODE_SNAPSHOT && cfg->ctl_shm_id >= 0;
     if (cfg->ctl_shm_id >= 0) attach_control_block();
     /* shared, so that no restore rolls it back: it is what every input found so far */
