@@ -268,11 +268,17 @@ static int page_cools(uintptr_t p) {
     return 1;
 }
 
+/* Written ranges asked for per walk. The kernel bounces them through a buffer of this
+ * many 24-byte entries (at most 512): up to 341 it comes from the slab, more costs a
+ * page allocation and free at every call, ~0.4 us. More ranges than this take another
+ * call, which resumes where the walk stopped. */
+#define SCAN_VEC_LEN 128
+
 static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t end) {
     struct fs_page_region *vec = s->scan_vec;
     while (start < end) {
         struct fs_pm_scan_arg arg = {
-            .size = sizeof arg, .start = start, .end = end, .vec = (uintptr_t)vec, .vec_len = FS_DIRTY_VEC,
+            .size = sizeof arg, .start = start, .end = end, .vec = (uintptr_t)vec, .vec_len = SCAN_VEC_LEN,
             .category_mask = FS_PAGE_IS_WRITTEN | FS_PAGE_IS_WPALLOWED, .return_mask = FS_PAGE_IS_WRITTEN};
         long n = fs_raw_syscall(SYS_ioctl, s->pagemap_fd, FS_PAGEMAP_SCAN, (long)&arg, 0, 0, 0);
         if (n < 0) return -1;
