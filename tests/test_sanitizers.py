@@ -42,7 +42,7 @@ LEAK = b"K"
 # ASan clears the stack's shadow with an mmap over it, a mapping of the snapshot
 VFORK = b"V"
 # M grows the allocator within an input; P checks that a heap block is put back
-CLEAN = [b"", b"x", b"clean", b"K", VFORK, b"M", b"P"]
+CLEAN = [b"", b"x", b"clean", b"K", VFORK, b"M", b"P", b"N"]
 # bugs with a second byte (the overflow's offset within the redzone) as well
 ZOO_INPUTS = list(BUGS) + [k + bytes([d]) for k in (b"H", b"R", b"S", b"G") for d in (3, 5)] + CLEAN
 SHUFFLED_RUNS = 1000

@@ -64,6 +64,7 @@ struct fs_region {
                               * pagemap-scan, restores since the page last differed */
     unsigned char *trap_state; /* write-trapped regions: a state byte per page, then the open list */
     int trap_writes;         /* pagemap-scan: large, its first writes trap (never walked) */
+    int compared;            /* pagemap-scan: small, compared in full at every restore (never walked) */
     char name[64];
 };
 

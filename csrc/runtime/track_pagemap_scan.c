@@ -7,7 +7,8 @@
  * the same beforehand. A restore then visits the open pages only: one that differs is
  * copied back and stays open, one that stays clean for TRAPPED_PAGE_COOL_AFTER
  * restores is protected again. The cost of a restore follows the pages written, not
- * the size of the heap, and no VMA is ever split. */
+ * the size of the heap, and no VMA is ever split. Regions too small to be worth a walk
+ * of their own (a library's .data, next to trapped memory) are compared in full. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -146,6 +147,33 @@ static void pagemap_kernel_write_done(struct fs_snapshot *s, uintptr_t written_e
  * about a microsecond to start, and ~0.2 us more for each VMA in its range. */
 #define SCAN_MERGE_GAP_VMAS 4
 
+/* A walk costs ~1.5 us however little it covers (the system call, the seccomp filter,
+ * the mmap lock), a compare of a page that did not change ~0.1 us. So the regions of a
+ * range of at most this many pages (a library's .data, typically) are compared in full
+ * at every restore instead, and never write-protected. */
+#define COMPARE_MAX_PAGES 8
+
+static void compare_small_ranges(struct fs_snapshot *s) {
+    int kept = 0;
+    for (int k = 0; k < s->scan_range_count; k++) {
+        struct fs_mapping_change range = s->scan_ranges[k];
+        size_t pages = 0;
+        for (int i = 0; i < s->region_count; i++) {
+            const struct fs_region *r = &s->regions[i];
+            if (!r->trap_writes && r->start >= range.start && r->end <= range.end) pages += page_count(r);
+        }
+        if (pages > COMPARE_MAX_PAGES) {
+            s->scan_ranges[kept++] = range;
+            continue;
+        }
+        for (int i = 0; i < s->region_count; i++) {
+            struct fs_region *r = &s->regions[i];
+            if (!r->trap_writes && r->start >= range.start && r->end <= range.end) r->compared = 1;
+        }
+    }
+    s->scan_range_count = kept;
+}
+
 static void plan_scan_ranges(struct fs_snapshot *s) {
     s->scan_range_count = 0;
     int after_trapped = 0;
@@ -169,6 +197,7 @@ static void plan_scan_ranges(struct fs_snapshot *s) {
         s->scan_ranges[s->scan_range_count].end = r->end;
         s->scan_range_count++;
     }
+    compare_small_ranges(s);
 }
 
 static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
@@ -191,6 +220,7 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         memset(r->written, 0, page_count(r));
+        r->compared = 0;
         /* never a compared region: the stack (the restore itself runs on it, and must not
          * trap there) and the rseq page (the kernel writes it) */
         r->trap_writes = (s->has_trapped_holes || r->end - r->start >= FS_BIG_REGION) && !r->compare_always;
@@ -222,8 +252,10 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
         fs_write_faults_install(s);
         s->track_kernel_writes = 1;
     }
+    plan_scan_ranges(s);
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
+        if (r->compared) continue;
         struct uffdio_register reg = {.range = {r->start, r->end - r->start}, .mode = UFFDIO_REGISTER_MODE_WP};
         int failed = r->trap_writes ? trap_wp(s, r->start, r->end, 1)
                                     : ioctl(s->uffd, UFFDIO_REGISTER, &reg) || uffd_wp(s->uffd, r->start, r->end, 1);
@@ -233,12 +265,14 @@ static int pagemap_scan_start(struct fs_snapshot *s, char *err, size_t errlen) {
             return -1;
         }
     }
-    plan_scan_ranges(s);
     for (int i = 0; i < s->scan_range_count; i++)
         FS_DEBUG("scan range %#lx-%#lx", (unsigned long)s->scan_ranges[i].start, (unsigned long)s->scan_ranges[i].end);
-    for (int i = 0; i < s->region_count; i++)
-        if (s->regions[i].trap_writes)
-            FS_DEBUG("write-trapped %#lx-%#lx", (unsigned long)s->regions[i].start, (unsigned long)s->regions[i].end);
+    for (int i = 0; i < s->region_count; i++) {
+        const struct fs_region *r = &s->regions[i];
+        if (r->trap_writes || r->compared)
+            FS_DEBUG("%s %#lx-%#lx", r->trap_writes ? "write-trapped" : "compared", (unsigned long)r->start,
+                     (unsigned long)r->end);
+    }
     return 0;
 }
 
@@ -336,8 +370,12 @@ static int collect_trapped(struct fs_snapshot *s, struct fs_region *r) {
 static int pagemap_scan_collect(struct fs_snapshot *s) {
     for (int i = 0; i < s->scan_range_count; i++)
         if (scan_and_restore(s, s->scan_ranges[i].start, s->scan_ranges[i].end)) return -1;
-    for (int i = 0; i < s->region_count; i++)
-        if (s->regions[i].trap_writes && collect_trapped(s, &s->regions[i])) return -1;
+    for (int i = 0; i < s->region_count; i++) {
+        struct fs_region *r = &s->regions[i];
+        if (r->trap_writes && collect_trapped(s, r)) return -1;
+        if (r->compared)
+            for (uintptr_t p = r->start; p < r->end; p += PAGE) fs_snapshot_restore_page_in(r, p);
+    }
     return 0;
 }
 

@@ -19,6 +19,9 @@
  *      the start, so it maps more during the input
  *   P  clean: sets a byte of a block allocated before the snapshot, which the next P
  *      must find unset again, or abort
+ *   N  clean: reseeds libc's random numbers and changes an initialised global, both in
+ *      the small file-backed data of libc and of the program; the next N must find
+ *      them as they were, or abort
  *   W  one block of each of a few sizes the program never asked for before: in snapshot
  *      mode the allocator has memory for them already (the runtime's warm-up), in fork
  *      mode it maps more and W aborts (not one of the zoo's inputs: the modes differ)
@@ -39,6 +42,13 @@ static volatile char vfork_page[4096] __attribute__((aligned(4096)));
 size_t __sanitizer_get_heap_size(void) __attribute__((weak));
 
 static volatile char *early_block; /* allocated before the fork server starts */
+static volatile int data_global = 5; /* in the program's .data */
+static int first_rand;               /* what rand() gives first, unseeded */
+
+__attribute__((constructor)) static void note_first_rand(void) {
+    first_rand = rand();
+    srand(1); /* the unseeded state again */
+}
 
 __attribute__((constructor)) static void allocate_early_block(void) { early_block = calloc(1, 64); }
 
@@ -107,6 +117,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 'P':
         if (early_block[7]) abort(); /* the last P's write was not taken back */
         early_block[7] = 1;
+        break;
+    case 'N':
+        if (rand() != first_rand || data_global != 5) abort(); /* the last N's changes were kept */
+        srand(99);
+        data_global = 6;
         break;
     case 'W': {
         static const size_t sizes[] = {200, 1000, 3000, 20000, 100000};
