@@ -121,9 +121,10 @@ static int restorable_pieces(const struct fs_map_entry *e, struct fs_mapping_cha
 }
 
 /* The offset a restore puts back: -1 for none (not seekable; the runtime's own input
- * file, which is written with pwrite; /dev/null, whose offset is always 0). */
+ * file, which is written with pwrite, and pagemap fd, which only takes ioctls;
+ * /dev/null, whose offset is always 0). */
 static long restorable_offset(int fd) {
-    if (fd == fs_st->input_fd) return -1;
+    if (fd == fs_st->input_fd || fd == SNAP->sparse_fd) return -1;
     struct stat st;
     if (fs_sys3(SYS_fstat, fd, (long)&st, 0) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) return -1;
     long offset = fs_sys3(SYS_lseek, fd, 0, SEEK_CUR);
