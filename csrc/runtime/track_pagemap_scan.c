@@ -5,8 +5,8 @@
  * saves the page's snapshot copy if it has none yet, makes the page writable and puts
  * it on the region's open list; a syscall that the watch sees will write there does
  * the same beforehand. A restore then visits the open pages only: one that differs is
- * copied back and stays open, one that stays clean for TRAPPED_PAGE_COOL_AFTER
- * restores is protected again. The cost of a restore follows the pages written, not
+ * copied back and stays open, one that stays clean for its wait (8 to 128 restores,
+ * learnt per page) is protected again. The cost of a restore follows the pages written, not
  * the size of the heap, and no VMA is ever split. Regions too small to be worth a walk
  * of their own (a library's .data, next to trapped memory) are compared in full. */
 #define _GNU_SOURCE
@@ -32,6 +32,9 @@
 /* Per page of a trapped region: */
 #define PAGE_COPIED 1 /* its snapshot contents are in r->copy */
 #define PAGE_OPEN 2   /* writable: on the open list, compared at every restore */
+#define PAGE_COOLED 4 /* protected again after being open at least once (closed_at is set) */
+#define PAGE_LEVEL_SHIFT 3 /* bits 3-5: its wait, TRAPPED_PAGE_COOL_MIN << level restores */
+#define PAGE_LEVEL_MAX 4
 
 static size_t page_count(const struct fs_region *r) { return (r->end - r->start) / PAGE; }
 
@@ -44,6 +47,9 @@ static uint32_t *open_list(struct fs_region *r) {
     return (uint32_t *)((after + 3) & ~(uintptr_t)3);
 }
 
+/* Per page, the restore count (low 16 bits) at which it was last protected again. */
+static uint16_t *closed_at(struct fs_region *r) { return (uint16_t *)(open_list(r) + 1 + page_count(r)); }
+
 /* Write-protects [start, end) through uffd, or lifts the protection: 0, or -1 with
  * errno set. A raw call: the runner's own calls pass the syscall watch untrapped. */
 static int uffd_wp(int uffd, uintptr_t start, uintptr_t end, int protect) {
@@ -55,6 +61,24 @@ static int uffd_wp(int uffd, uintptr_t start, uintptr_t end, int protect) {
 
 static int trap_wp(struct fs_snapshot *s, uintptr_t start, uintptr_t end, int protect) {
     return uffd_wp(s->trap_uffd, start, end, protect);
+}
+
+#define TRAPPED_PAGE_COOL_MIN 8
+
+/* A page written again soon after it was protected (within the wait it had) waits
+ * twice as long next time, up to 128 restores; one written again later, half as long.
+ * Keeping a page open for d restores costs d compares, protecting it and taking its
+ * trap the cost of ~50: the wait follows how soon each page tends to be written again. */
+static void adjust_wait(struct fs_snapshot *s, struct fs_region *r, size_t i) {
+    unsigned char *state = page_state(r);
+    unsigned level = (state[i] >> PAGE_LEVEL_SHIFT) & 7;
+    uint16_t gap = (uint16_t)(s->restore_count - closed_at(r)[i]);
+    if (gap <= (TRAPPED_PAGE_COOL_MIN << level)) {
+        if (level < PAGE_LEVEL_MAX) level++;
+    } else if (level > 0) {
+        level--;
+    }
+    state[i] = (unsigned char)((state[i] & ~(7u << PAGE_LEVEL_SHIFT)) | (level << PAGE_LEVEL_SHIFT));
 }
 
 /* Opens the pages of [a, b) (page aligned, inside r). A page not opened since the
@@ -78,6 +102,7 @@ static void open_pages(struct fs_snapshot *s, struct fs_region *r, uintptr_t a, 
     for (uintptr_t p = a; p < b; p += PAGE) {
         size_t i = (p - r->start) / PAGE;
         if (state[i] & PAGE_OPEN) continue;
+        if (state[i] & PAGE_COOLED) adjust_wait(s, r, i);
         state[i] |= PAGE_OPEN;
         r->written[i] = 0;
         open[1 + open[0]++] = (uint32_t)i;
@@ -335,13 +360,13 @@ static int scan_and_restore(struct fs_snapshot *s, uintptr_t start, uintptr_t en
 }
 
 /* The open pages of a trapped region: each is put back if it differs, and protected
- * again once it has matched the snapshot TRAPPED_PAGE_COOL_AFTER restores in a row.
- * Longer than a walked page's wait: a trapped page's next write costs a signal and two
- * system calls (~6-10 us), a walked page's an asynchronous fault, and a compare of a
- * page ~0.2 us. Fuzzed inputs write many pages one input in a few: with 4, ASan
- * ini_parser's runner took ~4 traps per input under `forkserver fuzz`, with 32 ~1. */
-#define TRAPPED_PAGE_COOL_AFTER 32
-
+ * again once it has matched the snapshot for its wait, TRAPPED_PAGE_COOL_MIN << level
+ * restores in a row (adjust_wait). Longer than a walked page's wait: a trapped page's
+ * next write costs a signal and two system calls (~4-6 us), a walked page's an
+ * asynchronous fault, and a compare of a page ~0.1 us. Fuzzed inputs write many pages
+ * one input in a few, some every few inputs and some once: with a flat wait of 4 the
+ * ASan ini_parser runner took ~4 traps per input under `forkserver fuzz`, with 32 ~1,
+ * and a wait learnt per page saves a further ~12% of compares and traps. */
 static int collect_trapped(struct fs_snapshot *s, struct fs_region *r) {
     uint32_t *open = open_list(r), count = open[0], kept = 0;
     unsigned char *state = page_state(r);
@@ -349,10 +374,11 @@ static int collect_trapped(struct fs_snapshot *s, struct fs_region *r) {
         uint32_t i = open[1 + k];
         uintptr_t p = r->start + (uintptr_t)i * PAGE;
         if (fs_snapshot_restore_page_in(r, p)) r->written[i] = 0;
-        else if (++r->written[i] >= TRAPPED_PAGE_COOL_AFTER) {
+        else if (++r->written[i] >= (TRAPPED_PAGE_COOL_MIN << ((state[i] >> PAGE_LEVEL_SHIFT) & 7))) {
             if (trap_wp(s, p, p + PAGE, 1)) return -1;
             r->written[i] = 0;
-            state[i] &= ~PAGE_OPEN;
+            state[i] = (unsigned char)((state[i] & ~PAGE_OPEN) | PAGE_COOLED);
+            closed_at(r)[i] = (uint16_t)s->restore_count;
             continue;
         }
         open[1 + kept++] = i;
@@ -382,7 +408,7 @@ static int pagemap_scan_collect(struct fs_snapshot *s) {
 size_t fs_trap_marks_size(const struct fs_region *r) {
     /* a state byte per page, then the open list: a u32 count and a u32 per page,
      * 4-aligned */
-    return (page_count(r) * 5 + 16) & ~7ul;
+    return (page_count(r) * 7 + 24) & ~7ul;
 }
 
 int fs_trap_page_has_copy(struct fs_region *r, uintptr_t page) {
