@@ -50,7 +50,7 @@ NATIVE_SOURCES = ("csrc/host/", "csrc/common/", "csrc/include/")
 COVERAGE = ["tests/test_coverage.py"]
 PROBE = ["tests/test_snapshot.py", "-k", "process_state or restore_probe"]
 STATE = ["tests/test_restore_state.py", "-k", "every_piece"]
-SPARSE = ["tests/test_zoo.py", "-k", "snapshot_matches_fork and sparse_reserve"]
+SPARSE = ["tests/test_zoo.py", "-k", "snapshot_matches_fork and (sparse_reserve or sparse_walked)"]
 AFLPP = ["tests/test_aflpp_protocol.py"]
 MATRIX_SMALL = ["tests/test_snapshot.py", "-k", "matches_fork and (maze or leaky or crash) and not gcc and not hang"]
 CAMPAIGNS = ["tests/test_campaigns.py"]
@@ -190,7 +190,7 @@ FAULTS = [
           "            fs_libc.memset((void *)p, 0, FS_PAGE_SIZE);\n", "", SPARSE,
           "what an input wrote into a trapped hole is kept"),
     Fault("walk-around-drops-holes", "csrc/runtime/sparse.c", "            reset_walked(from, r->start, skip_regions);\n",
-          "", ["tests/test_zoo.py", "-k", "snapshot_matches_fork and (sparse_reserve or big_region_write)"],
+          "", ["tests/test_zoo.py", "-k", "snapshot_matches_fork and (sparse_walked or big_region_write)"],
           "the walk going around a large region skips the holes before it"),
     Fault("populated-widened", "csrc/runtime/sparse.c",
           "    if (p->count == p->max) {\n        p->overflow = 1;\n        return;\n    }\n",
@@ -200,7 +200,7 @@ FAULTS = [
     Fault("merged-walk-short", "csrc/runtime/sparse.c",
           "    if (last && start >= last->end && start - last->end < MERGE_GAP) {\n        last->end = end;\n",
           "    if (last && start >= last->end && start - last->end < MERGE_GAP) {\n",
-          ["tests/test_zoo.py", "-k", "snapshot_matches_fork and scattered_heap"],
+          ["tests/test_zoo.py", "-k", "snapshot_matches_fork and scattered_walked"],
           "a mapping merged into its neighbour's walk is never walked"),
     Fault("walked-holes-kept", "csrc/runtime/sparse.c",
           "        fs_sys3(SYS_madvise, (long)p, (long)(stop - p), MADV_DONTNEED);\n", "", SPARSE,

@@ -53,7 +53,8 @@ ACT = {"fork_wait": 109, "fork_exit": 109, "fork_return": 109, "fork_exit_group"
        "cwd": 10, "umask": 10, "rlimit": 10, "comm": 10,
        "block_all": 10, "sigaction_leak": 10, "itimer": 10,
        "mprotect_global": 10, "munmap_snapshot": 10, "mremap_snapshot": 10, "mmap_fixed_snapshot": 10,
-       "dup2_over": 10, "close_snapshot_fd": 10, "fenv": 10, "brk": 10, "sparse_reserve": 10}
+       "dup2_over": 10, "close_snapshot_fd": 10, "fenv": 10, "brk": 10, "sparse_reserve": 10,
+       "sparse_walked": 10}
 EXPECTED: dict[str, dict[bytes, int]] = {name: {b"A": code, b"x": 0} for name, code in ACT.items()}
 EXPECTED["fork_orphan"] = {b"A": 10, b"L": 20, b"x": 0}
 EXPECTED["handler_visible"] = {b"A": 10, b"A\x05": 10, b"x": 0, b"x\x05": 0}
@@ -62,6 +63,7 @@ EXPECTED["big_region_write"] = {b"A\x00\x00": 10, b"A\x10\xfe": 10, b"A\xff\x33"
                                 b"R0123456789": 11, b"W": 12, PREAD_PAGE: 13, b"Q": 14, b"V": 15}
 EXPECTED["big_file_private"] = {b"A\x00": 10, b"A\x07": 10, b"x": 0}
 EXPECTED["scattered_heap"] = {b"A\x00": 10, b"A\x05": 10, b"A\x4f": 10, b"x": 0}
+EXPECTED["scattered_walked"] = EXPECTED["scattered_heap"]
 
 DEFAULT_SCHEDULE = [b"A", b"x", b"A", b"A", b"x", b"x"]
 SCHEDULES = {name: DEFAULT_SCHEDULE for name in EXPECTED}
@@ -71,6 +73,7 @@ SCHEDULES["big_region_write"] = [b"A\x00\x00", b"x", b"A\x10\xfe", b"R0123456789
                                  b"R0123456789", b"W", PREAD_PAGE, b"Q", b"x", b"A\x00\x00", PREAD_PAGE, b"x",
                                  b"V", b"x", b"V", b"x"]
 SCHEDULES["scattered_heap"] = [b"A\x00", b"x", b"A\x05", b"A\x4f", b"x", b"A\x05", b"x"]
+SCHEDULES["scattered_walked"] = SCHEDULES["scattered_heap"]
 SCHEDULES["big_file_private"] = [b"A\x00", b"x", b"A\x07", b"A\x00", b"x", b"x"]
 
 # ---- kernel_writes.c: its table, read from the source ----

@@ -234,7 +234,6 @@ static int take_piece(const struct fs_map_entry *e, uintptr_t start, uintptr_t e
                  (unsigned long)start);
         return -1;
     }
-    if (fs_sparse_trapped(start, end)) SNAP->has_trapped_holes = 1;
     if (fs_sparse_add_mapping(start, end)) {
         snprintf(err, errlen, "more than %d large anonymous mappings", FS_MAX_SPARSE);
         return -1;
@@ -270,6 +269,16 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
     s->region_count = 0;
     find_rseq_area(s);
     s->hole_count = s->sparse_count = s->has_trapped_holes = 0;
+    /* One mapping large enough to have its holes trapped (ASan's shadow) makes the runner
+     * take write faults and watch kernel writes anyway; then the holes of every large
+     * mapping are trapped: a trap costs nothing until an input writes there, a walk
+     * costs a system call at every restore. */
+    for (int i = 0; i < s->layout_count; i++) {
+        const struct fs_map_entry *e = &s->layout[i];
+        if (is_candidate(e) && (e->prot & PROT_WRITE) && fs_sparse_candidate(e, e->start, e->end) &&
+            e->end - e->start >= FS_SPARSE_TRAP_MIN)
+            s->has_trapped_holes = 1;
+    }
     for (int i = 0; i < s->layout_count; i++) {
         struct fs_map_entry *e = &s->layout[i];
         if (!is_candidate(e) || !(e->prot & PROT_WRITE)) continue;

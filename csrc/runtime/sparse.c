@@ -8,8 +8,10 @@
  * empty page tables costs ~10 ns per GiB-sized entry, 150 us over ASan's 15 TiB. So the
  * holes of a mapping of FS_SPARSE_TRAP_MIN or more are kept read-only and trapped: the
  * first write to a granule of one makes it writable and logs it (reads see the zero
- * page and need nothing). Smaller mappings are walked with PAGEMAP_SCAN at each
- * restore, which skips their populated regions whole under the pagemap-scan backend. */
+ * page and need nothing). In a process that has one, every large mapping's holes are
+ * trapped: the runner takes those faults anyway. Otherwise smaller mappings are walked
+ * with PAGEMAP_SCAN at each restore, which skips their populated regions whole under
+ * the pagemap-scan backend. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -133,7 +135,9 @@ static void drop_hole_pages(uintptr_t start, uintptr_t end, void *arg) {
     }
 }
 
-int fs_sparse_trapped(uintptr_t start, uintptr_t end) { return end - start >= FS_SPARSE_TRAP_MIN; }
+int fs_sparse_trapped(uintptr_t start, uintptr_t end) {
+    return end - start >= FS_SPARSE_TRAP_MIN || SNAP->has_trapped_holes;
+}
 
 /* Notes a mapping whose holes each restore walks. Neighbours closer than MERGE_GAP
  * share one walk: ASan's shadow comes in dozens of pieces a few pages apart, and a walk
