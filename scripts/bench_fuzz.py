@@ -19,7 +19,7 @@ Parts (--parts, default all but coverage):
             an afl-clang-fast -fsanitize=address persistent build (maze's: main in an
             __AFL_LOOP, scripts/afl/maze_persistent.c); for ini_parser also against the
             persistent build that passes each input in an exact-size heap copy, as
-            libFuzzer and our driver do (-DHEAP_COPY).
+            libFuzzer and our driver do (-DHEAP_COPY). --trials rounds; the median ratio.
   coverage  ini_parser for --coverage-seconds, --coverage-trials times: forkserver fuzz
             and afl-fuzz (persistent build) run at the same time, each pinned to its own
             CPU; both queues are then replayed through our build, and the edges they
@@ -193,18 +193,37 @@ def part_asan(targets: dict, args, work: Path) -> dict:
     bench_afl.run(afl_asan + ["-Dmain=maze_main", "-c", ROOT / "harnesses/maze.c", "-o", maze_object])
     bench_afl.run(afl_asan + [bench_afl.SHIM_DIR / "maze_persistent.c", maze_object, "-o",
                               bins["maze.asan.afl-persistent"]])
+    rounds = []
+    for k in range(args.trials):
+        log(f"asan: round {k + 1} of {args.trials}")
+        rounds.append(asan_round(bins, args.seconds, work))
+    out = {"trials": rounds}
+    for harness in rounds[0]:
+        for name in ("ratio", "ratio_vs_heap_copy"):
+            if name in rounds[0][harness]:
+                values = [r[harness][name] for r in rounds]
+                out.setdefault("median_ratios", {})[f"{harness} {name}"] = statistics.median(values)
+                out.setdefault("ratio_ranges", {})[f"{harness} {name}"] = [min(values), max(values)]
+    for name, value in out["median_ratios"].items():
+        log(f"ASan {name}: median {value:.2f}x over {args.trials} rounds, range "
+            f"{out['ratio_ranges'][name][0]:.2f}-{out['ratio_ranges'][name][1]:.2f}")
+    return out
+
+
+def asan_round(bins: dict, seconds: float, work: Path) -> dict:
+    """One round: each harness's fuzz rate against afl-fuzz's, one after the other."""
     out = {}
     for harness, key in (("ini_parser", "ini"), ("maze", "maze")):
         log(f"{harness} ASan: forkserver fuzz, snapshot")
-        ours = our_fuzz(bins[f"{key}.asan.fs"], CORPORA / harness, args.seconds, work)
+        ours = our_fuzz(bins[f"{key}.asan.fs"], CORPORA / harness, seconds, work)
         log(f"{harness} ASan: afl-fuzz, persistent build")
-        theirs = their_fuzz(bins[f"{key}.asan.afl-persistent"], CORPORA / harness, args.seconds, work)
+        theirs = their_fuzz(bins[f"{key}.asan.afl-persistent"], CORPORA / harness, seconds, work)
         out[harness] = {"ours": ours, "theirs_persistent": theirs,
                         "ratio": ours["execs_per_sec"] / theirs["execs_per_sec"]}
         log(f"{harness} ASan: forkserver fuzz / afl-fuzz persistent = {out[harness]['ratio']:.2f}x")
         if key == "ini":
             log(f"{harness} ASan: afl-fuzz, persistent build with a heap copy of each input")
-            copy = their_fuzz(bins["ini.asan.afl-persistent-copy"], CORPORA / harness, args.seconds, work)
+            copy = their_fuzz(bins["ini.asan.afl-persistent-copy"], CORPORA / harness, seconds, work)
             out[harness]["theirs_persistent_heap_copy"] = copy
             out[harness]["ratio_vs_heap_copy"] = ours["execs_per_sec"] / copy["execs_per_sec"]
             log(f"{harness} ASan: forkserver fuzz / afl-fuzz persistent with a heap copy = "
@@ -262,7 +281,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", default="rates,crash,crashy,asan")
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--trials", type=int, default=3, help="rates: rounds of every row (median ratio)")
+    ap.add_argument("--trials", type=int, default=3, help="rates and asan: rounds of every row (median ratio)")
     ap.add_argument("--coverage-seconds", type=int, default=600)
     ap.add_argument("--coverage-trials", type=int, default=3)
     ap.add_argument("--workdir")
