@@ -137,7 +137,7 @@ FAULTS = [
           ["tests/test_snapshot.py", "-k", "pagemap and (matches_fork or verify_restore_passes) and not gcc"],
           "pagemap-scan: the first page each walk reports is not restored"),
     Fault("compared-region-unrestored", "csrc/runtime/track_pagemap_scan.c",
-          "if (r->compared)\n", "if (r->compared && 0)\n",
+          "if (r->compared) fs_collect_by_compare(r);", "if (r->compared && 0) fs_collect_by_compare(r);",
           ["tests/test_sanitizers.py", "-k", "equals_fork_over_shuffled_runs and pagemap"],
           "pagemap-scan: the small regions compared in full at each restore are never put back"),
     Fault("brk", "csrc/runtime/snapshot.c", "fs_sys3(SYS_brk, (long)s->brk_start, 0, 0);", "(void)0;", PROBE,

@@ -88,6 +88,9 @@ static int is_candidate(const struct fs_map_entry *e) {
     return e->priv && (e->prot & PROT_READ) && strcmp(e->name, "[vsyscall]") != 0;
 }
 
+/* A mapping the snapshot takes: private, readable and writable. */
+static int is_taken(const struct fs_map_entry *e) { return is_candidate(e) && (e->prot & PROT_WRITE); }
+
 /* The parts of a mapping outside the runtime's own memory. The kernel merges adjacent
  * anonymous mappings, so one line of /proc/self/maps can hold both the program's
  * memory (say, the main thread's TLS) and ours: split it, never skip it whole. */
@@ -275,13 +278,12 @@ int fs_snapshot_take(int backend, char *err, size_t errlen) {
      * costs a system call at every restore. */
     for (int i = 0; i < s->layout_count; i++) {
         const struct fs_map_entry *e = &s->layout[i];
-        if (is_candidate(e) && (e->prot & PROT_WRITE) && fs_sparse_candidate(e, e->start, e->end) &&
-            e->end - e->start >= FS_SPARSE_TRAP_MIN)
+        if (is_taken(e) && fs_sparse_candidate(e, e->start, e->end) && e->end - e->start >= FS_SPARSE_TRAP_MIN)
             s->has_trapped_holes = 1;
     }
     for (int i = 0; i < s->layout_count; i++) {
         struct fs_map_entry *e = &s->layout[i];
-        if (!is_candidate(e) || !(e->prot & PROT_WRITE)) continue;
+        if (!is_taken(e)) continue;
         struct fs_mapping_change pieces[8];
         int npieces = restorable_pieces(e, pieces, 8);
         for (int k = 0; k < npieces; k++)
@@ -659,7 +661,7 @@ int fs_snapshot_verify(char *err, size_t errlen) {
         }
     }
     for (int k = 0; k < n; k++) {
-        if (!is_candidate(&now[k]) || !(now[k].prot & PROT_WRITE)) continue;
+        if (!is_taken(&now[k])) continue;
         struct fs_mapping_change pieces[8];
         int npieces = restorable_pieces(&now[k], pieces, 8);
         for (int j = 0; j < npieces; j++)

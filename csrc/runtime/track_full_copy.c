@@ -10,7 +10,7 @@ static int full_copy_start(struct fs_snapshot *s, char *err, size_t errlen) {
 }
 
 void fs_collect_by_compare(struct fs_region *r) {
-    for (uintptr_t p = r->start; p < r->end; p += PAGE) fs_snapshot_restore_page(p);
+    for (uintptr_t p = r->start; p < r->end; p += PAGE) fs_snapshot_restore_page_in(r, p);
 }
 
 static int full_copy_collect(struct fs_snapshot *s) {

@@ -65,15 +65,20 @@ static int trap_wp(struct fs_snapshot *s, uintptr_t start, uintptr_t end, int pr
 
 #define TRAPPED_PAGE_COOL_MIN 8
 
+static unsigned wait_level(unsigned char state) { return (state >> PAGE_LEVEL_SHIFT) & 7; }
+
+/* Clean restores an open page waits before it is protected again. */
+static unsigned page_wait(unsigned char state) { return TRAPPED_PAGE_COOL_MIN << wait_level(state); }
+
 /* A page written again soon after it was protected (within the wait it had) waits
  * twice as long next time, up to 128 restores; one written again later, half as long.
  * Keeping a page open for d restores costs d compares, protecting it and taking its
  * trap the cost of ~50: the wait follows how soon each page tends to be written again. */
 static void adjust_wait(struct fs_snapshot *s, struct fs_region *r, size_t i) {
     unsigned char *state = page_state(r);
-    unsigned level = (state[i] >> PAGE_LEVEL_SHIFT) & 7;
+    unsigned level = wait_level(state[i]);
     uint16_t gap = (uint16_t)(s->restore_count - closed_at(r)[i]);
-    if (gap <= (TRAPPED_PAGE_COOL_MIN << level)) {
+    if (gap <= page_wait(state[i])) {
         if (level < PAGE_LEVEL_MAX) level++;
     } else if (level > 0) {
         level--;
@@ -178,23 +183,24 @@ static void pagemap_kernel_write_done(struct fs_snapshot *s, uintptr_t written_e
  * at every restore instead, and never write-protected. */
 #define COMPARE_MAX_PAGES 8
 
+/* A region a walk of range would cover. */
+static int walked_in(const struct fs_region *r, const struct fs_mapping_change *range) {
+    return !r->trap_writes && r->start >= range->start && r->end <= range->end;
+}
+
 static void compare_small_ranges(struct fs_snapshot *s) {
     int kept = 0;
     for (int k = 0; k < s->scan_range_count; k++) {
         struct fs_mapping_change range = s->scan_ranges[k];
         size_t pages = 0;
-        for (int i = 0; i < s->region_count; i++) {
-            const struct fs_region *r = &s->regions[i];
-            if (!r->trap_writes && r->start >= range.start && r->end <= range.end) pages += page_count(r);
-        }
+        for (int i = 0; i < s->region_count; i++)
+            if (walked_in(&s->regions[i], &range)) pages += page_count(&s->regions[i]);
         if (pages > COMPARE_MAX_PAGES) {
             s->scan_ranges[kept++] = range;
             continue;
         }
-        for (int i = 0; i < s->region_count; i++) {
-            struct fs_region *r = &s->regions[i];
-            if (!r->trap_writes && r->start >= range.start && r->end <= range.end) r->compared = 1;
-        }
+        for (int i = 0; i < s->region_count; i++)
+            if (walked_in(&s->regions[i], &range)) s->regions[i].compared = 1;
     }
     s->scan_range_count = kept;
 }
@@ -374,7 +380,7 @@ static int collect_trapped(struct fs_snapshot *s, struct fs_region *r) {
         uint32_t i = open[1 + k];
         uintptr_t p = r->start + (uintptr_t)i * PAGE;
         if (fs_snapshot_restore_page_in(r, p)) r->written[i] = 0;
-        else if (++r->written[i] >= (TRAPPED_PAGE_COOL_MIN << ((state[i] >> PAGE_LEVEL_SHIFT) & 7))) {
+        else if (++r->written[i] >= page_wait(state[i])) {
             if (trap_wp(s, p, p + PAGE, 1)) return -1;
             r->written[i] = 0;
             state[i] = (unsigned char)((state[i] & ~PAGE_OPEN) | PAGE_COOLED);
@@ -399,8 +405,7 @@ static int pagemap_scan_collect(struct fs_snapshot *s) {
     for (int i = 0; i < s->region_count; i++) {
         struct fs_region *r = &s->regions[i];
         if (r->trap_writes && collect_trapped(s, r)) return -1;
-        if (r->compared)
-            for (uintptr_t p = r->start; p < r->end; p += PAGE) fs_snapshot_restore_page_in(r, p);
+        if (r->compared) fs_collect_by_compare(r);
     }
     return 0;
 }
