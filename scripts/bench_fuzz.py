@@ -129,9 +129,13 @@ def part_rates(targets: dict, args, work: Path) -> dict:
     for k in range(args.trials):
         log(f"rates: round {k + 1} of {args.trials}")
         trials.append(rates_trial(targets, args.seconds, work))
+    return {"trials": trials, **ratio_summary(trials)}
+
+
+def ratio_summary(trials: list[dict]) -> dict:
+    """The median and the range over the rounds of each ratio a round took ("ratios")."""
     names = trials[0]["ratios"]
-    return {"trials": trials,
-            "median_ratios": {n: statistics.median(t["ratios"][n] for t in trials) for n in names},
+    return {"median_ratios": {n: statistics.median(t["ratios"][n] for t in trials) for n in names},
             "ratio_ranges": {n: [min(t["ratios"][n] for t in trials), max(t["ratios"][n] for t in trials)]
                              for n in names}}
 
@@ -197,13 +201,7 @@ def part_asan(targets: dict, args, work: Path) -> dict:
     for k in range(args.trials):
         log(f"asan: round {k + 1} of {args.trials}")
         rounds.append(asan_round(bins, args.seconds, work))
-    out = {"trials": rounds}
-    for harness in rounds[0]:
-        for name in ("ratio", "ratio_vs_heap_copy"):
-            if name in rounds[0][harness]:
-                values = [r[harness][name] for r in rounds]
-                out.setdefault("median_ratios", {})[f"{harness} {name}"] = statistics.median(values)
-                out.setdefault("ratio_ranges", {})[f"{harness} {name}"] = [min(values), max(values)]
+    out = {"trials": rounds, **ratio_summary(rounds)}
     for name, value in out["median_ratios"].items():
         log(f"ASan {name}: median {value:.2f}x over {args.trials} rounds, range "
             f"{out['ratio_ranges'][name][0]:.2f}-{out['ratio_ranges'][name][1]:.2f}")
@@ -228,6 +226,8 @@ def asan_round(bins: dict, seconds: float, work: Path) -> dict:
             out[harness]["ratio_vs_heap_copy"] = ours["execs_per_sec"] / copy["execs_per_sec"]
             log(f"{harness} ASan: forkserver fuzz / afl-fuzz persistent with a heap copy = "
                 f"{out[harness]['ratio_vs_heap_copy']:.2f}x")
+    out["ratios"] = {f"{harness} {name}": row[name] for harness, row in out.items()
+                     for name in ("ratio", "ratio_vs_heap_copy") if name in row}
     return out
 
 
