@@ -26,7 +26,7 @@ CMPLOG = ["runtime/cmplog.c", "runtime/cmplog_aflpp.c"]
 RUNTIME_TEXT = "fs_runtime_text"  # the runtime's code in cmplog builds
 # the string functions cmplog.c defines: calls to them must stay calls, not inlined code
 CMPLOG_FUNCTIONS = ("memcmp", "bcmp", "strcmp", "strncmp", "strcasecmp", "strncasecmp", "memmem", "strstr")
-LIBFUZZER_DRIVER = "runtime/libfuzzer_driver.c"
+LIBFUZZER_DRIVER = ["runtime/libfuzzer_driver.c", "runtime/input_window.c"]
 SOURCE_SUFFIXES = {".c", ".cc", ".cpp", ".cxx"}
 
 
@@ -107,7 +107,7 @@ def _runtime_objects(cc: str, workdir: Path, libfuzzer: bool, afl_snapshot: bool
     (~2 s a build otherwise)."""
     root = csrc_dir()
     includes = [f"-I{root / d}" for d in ("include", "runtime", "common")]
-    sources = RUNTIME_SOURCES + [LIBFUZZER_DRIVER if libfuzzer else MAIN_ENTRY] + ([AFL_SNAPSHOT] if afl_snapshot else [])
+    sources = RUNTIME_SOURCES + (LIBFUZZER_DRIVER if libfuzzer else [MAIN_ENTRY]) + ([AFL_SNAPSHOT] if afl_snapshot else [])
     sources += CMPLOG if cmplog else []
     store = _runtime_store(cc)
     objects = []

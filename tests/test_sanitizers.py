@@ -36,15 +36,20 @@ BUGS = {
     b"O": ("UndefinedBehaviorSanitizer: signed-integer-overflow bugs.c:", None),
     b"L": ("UndefinedBehaviorSanitizer: invalid-shift-exponent bugs.c:", None),
     b"A": ("AddressSanitizer: heap-buffer-overflow", "WRITE of size 1"),
+    # the input itself, passed in the runtime's window, overread as a heap block would be
+    b"E": ("AddressSanitizer: heap-buffer-overflow", "READ of size 1"),
+    b"B": ("AddressSanitizer: heap-buffer-overflow", "READ of size 1"),
 }
 LEAK = b"K"
 # K leaks, which is a crash only with leak detection; V vforks, and its runner retires:
 # ASan clears the stack's shadow with an mmap over it, a mapping of the snapshot
 VFORK = b"V"
-# M grows the allocator within an input; P checks that a heap block is put back
-CLEAN = [b"", b"x", b"clean", b"K", VFORK, b"M", b"P", b"N"]
+# M grows the allocator within an input; P checks that a heap block is put back; T that
+# the input window holds nothing past its input, such as the long one's bytes
+LONG = b"z" * 300
+CLEAN = [b"", b"x", b"clean", b"K", VFORK, b"M", b"P", b"N", b"T", b"T" + b"\0" * 9, LONG]
 # bugs with a second byte (the overflow's offset within the redzone) as well
-ZOO_INPUTS = list(BUGS) + [k + bytes([d]) for k in (b"H", b"R", b"S", b"G") for d in (3, 5)] + CLEAN
+ZOO_INPUTS = list(BUGS) + [k + bytes([d]) for k in (b"H", b"R", b"S", b"G") for d in (3, 5)] + [b"E" * 13] + CLEAN
 SHUFFLED_RUNS = 1000
 
 
@@ -217,6 +222,15 @@ def test_leaks_are_crashes_only_with_leak_detection(zoo_bin, fork_rows):
         leak = ["crash", 6, None, fork_rows[LEAK][3], "LeakSanitizer: detected memory leaks"]
         clean = ["ok", None, 0, fork_rows[b"x"][3], ""]
         assert rows == [clean, leak, clean, leak], backend
+
+
+def test_the_input_window_holds_nothing_past_the_input(zoo_bin):
+    """Fuzzed inputs share one window that no restore rolls back: what a longer input
+    left past a shorter one's end must be gone, in every mode."""
+    schedule = [LONG, b"T", LONG, b"T" + b"\0" * 9, b"clean", b"T", b"E" * 200, b"T"]
+    for backend in ["fork", *BACKENDS]:
+        rows = run_schedule(zoo_bin, backend, schedule)["rows"]
+        assert [r[0] for r in rows] == ["ok"] * 6 + ["crash", "ok"], backend
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)

@@ -293,6 +293,9 @@ void fs_aflpp_log_bytes(uintptr_t site, const unsigned char *left, size_t left_l
 void fs_server_start(void);
 void fs_iteration_end(int wait_status) __attribute__((noreturn));
 int fs_input_from_runtime(const unsigned char **data, size_t *len);
+/* input_window.c: the shared window a libFuzzer harness's fuzzed inputs are passed in */
+void fs_input_window_open(void);
+const unsigned char *fs_input_window_fill(const unsigned char *data, size_t len);
 
 /* sparse.c */
 int fs_sparse_candidate(const struct fs_map_entry *e, uintptr_t start, uintptr_t end);

@@ -32,6 +32,7 @@ static unsigned char *read_all(FILE *f, size_t *len) {
 
 int main(int argc, char **argv) {
     if (LLVMFuzzerInitialize) LLVMFuzzerInitialize(&argc, &argv);
+    fs_input_window_open(); /* before the snapshot: every runner inherits it */
     forkserver_init();
     const unsigned char *data;
     size_t len;
@@ -46,12 +47,18 @@ int main(int argc, char **argv) {
         if (f != stdin) fclose(f);
         data = owned;
     }
-    /* a heap copy of exactly the input's size, as libFuzzer passes it: a sanitizer then
-     * sees a read past the input's end */
-    unsigned char *copy = malloc(len);
-    if (copy && len) memcpy(copy, data, len);
-    LLVMFuzzerTestOneInput(copy ? copy : data, len);
-    free(copy);
+    /* a fuzzer's input goes through the shared window (input_window.c); any other, or
+     * one too long for it, in a heap copy of exactly its size, as libFuzzer passes it:
+     * either way a sanitizer sees a read past the input's end */
+    const unsigned char *in_window = owned ? NULL : fs_input_window_fill(data, len);
+    if (in_window) {
+        LLVMFuzzerTestOneInput(in_window, len);
+    } else {
+        unsigned char *copy = malloc(len);
+        if (copy && len) memcpy(copy, data, len);
+        LLVMFuzzerTestOneInput(copy ? copy : data, len);
+        free(copy);
+    }
     /* a fuzzer's input ends here, without exit()'s handlers and flush (global
      * destructors included), as in libFuzzer's own loop; a plain run returns */
     if (fs_st && fs_st->in_iteration && fs_in_runner()) {

@@ -11,6 +11,8 @@
  *   O  UBSan signed-integer-overflow
  *   L  UBSan shift exponent too large
  *   K  a leak of 24 bytes (reported only with leak detection)
+ *   E  heap-buffer-overflow, READ of size 1, one past the input's end
+ *   B  heap-buffer-overflow, READ of size 1, one before the input's start
  *   A  heap-buffer-overflow far into the heap: an 8 MiB block, written one past its end,
  *      so the allocator maps fresh memory and its shadow
  *   V  clean: a vfork child writes a page nothing else writes, which its parent then
@@ -22,6 +24,8 @@
  *   N  clean: reseeds libc's random numbers and changes an initialised global, both in
  *      the small file-backed data of libc and of the program; the next N must find
  *      them as they were, or abort
+ *   T  clean: the 64 bytes past the input's end, read as uninstrumented code would,
+ *      are zero, whatever longer input ran before (the runtime's input window)
  *   W  one block of each of a few sizes the program never asked for before: in snapshot
  *      mode the allocator has memory for them already (the runtime's warm-up), in fork
  *      mode it maps more and W aborts (not one of the zoo's inputs: the modes differ)
@@ -66,6 +70,13 @@ static __attribute__((noinline)) void scrub_stack(void) {
     memset((char *)junk, 0, sizeof junk);
 }
 
+/* Past the input's end, unchecked: ASan would rightly stop a checked read. */
+__attribute__((no_sanitize("address"), noinline)) static int zero_after(const uint8_t *end, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (((const volatile uint8_t *)end)[i]) return 0;
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t kind = size > 0 ? data[0] : 0;
     size_t extra = size > 1 ? data[1] % 8 : 0;
@@ -86,6 +97,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 'O': { volatile int big = 0x7fffffff; acc += big + 1 + (int)extra; } break;
     case 'L': acc += 1 << shift_by(32 + (uint8_t)extra); break;
     case 'K': leak(24); scrub_stack(); break;
+    case 'E': acc += ((const volatile uint8_t *)data)[size]; break;
+    case 'B': acc += ((const volatile uint8_t *)data)[-1]; break;
+    case 'T':
+        if (!zero_after(data + size, 64)) abort(); /* an earlier input's bytes showed */
+        break;
     case 'A': {
         volatile char *big = malloc(8 << 20);
         big[0] = 1;
