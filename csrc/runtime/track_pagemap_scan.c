@@ -40,15 +40,17 @@ static size_t page_count(const struct fs_region *r) { return (r->end - r->start)
 
 static unsigned char *page_state(struct fs_region *r) { return r->trap_state; }
 
+/* A trapped region's bookkeeping, from trap_state (8-aligned): a state byte per page,
+ * then the open list (4-aligned), then closed_at; offsets for a region of n pages. */
+static size_t open_list_offset(size_t n) { return (n + 3) & ~(size_t)3; }
+static size_t closed_at_offset(size_t n) { return open_list_offset(n) + sizeof(uint32_t) * (1 + n); }
+
 /* The open pages, so that a restore's work does not grow with the region's size:
  * [0] is the count, then the page indices. */
-static uint32_t *open_list(struct fs_region *r) {
-    uintptr_t after = (uintptr_t)(r->trap_state + page_count(r));
-    return (uint32_t *)((after + 3) & ~(uintptr_t)3);
-}
+static uint32_t *open_list(struct fs_region *r) { return (uint32_t *)(r->trap_state + open_list_offset(page_count(r))); }
 
 /* Per page, the restore count (low 16 bits) at which it was last protected again. */
-static uint16_t *closed_at(struct fs_region *r) { return (uint16_t *)(open_list(r) + 1 + page_count(r)); }
+static uint16_t *closed_at(struct fs_region *r) { return (uint16_t *)(r->trap_state + closed_at_offset(page_count(r))); }
 
 /* Write-protects [start, end) through uffd, or lifts the protection: 0, or -1 with
  * errno set. A raw call: the runner's own calls pass the syscall watch untrapped. */
@@ -411,9 +413,8 @@ static int pagemap_scan_collect(struct fs_snapshot *s) {
 }
 
 size_t fs_trap_marks_size(const struct fs_region *r) {
-    /* a state byte per page, then the open list: a u32 count and a u32 per page,
-     * 4-aligned */
-    return (page_count(r) * 7 + 24) & ~7ul;
+    size_t n = page_count(r);
+    return (closed_at_offset(n) + sizeof(uint16_t) * n + 7) & ~(size_t)7;
 }
 
 int fs_trap_page_has_copy(struct fs_region *r, uintptr_t page) {
