@@ -341,6 +341,10 @@ def test_a_ray_campaign_saves_the_maze_crash_and_a_killed_worker_loses_nothing(b
              for k, name in enumerate(names)]
     for name in names:
         OutputDir.open(out, name)
+
+    def crash_files() -> list[str]:
+        return sorted(str(p) for n in names for p in (out / n / "crashes").glob("id:*"))
+
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
              object_store_memory=128 << 20)
     try:
@@ -358,6 +362,7 @@ def test_a_ray_campaign_saves_the_maze_crash_and_a_killed_worker_loses_nothing(b
         ray.kill(campaign.actors[killed], no_restart=True)
         runner.join(timeout=120)
         assert not runner.is_alive() and result, events.getvalue()
+        crashes = crash_files()  # the first campaign's: the resumed one may add its own
         # and the campaign resumed from the driver's directory: the crash is remembered, not saved again
         resumed = RayCampaign([replace(spec, resume=True, max_time=3) for spec in specs], bins["maze"], out,
                               Monitor(io.StringIO())).run()
@@ -368,13 +373,9 @@ def test_a_ray_campaign_saves_the_maze_crash_and_a_killed_worker_loses_nothing(b
     assert f"{names[killed]} died; restarted from the" in events.getvalue()
     assert crash.read_bytes() == first_bytes
 
-    def crash_files() -> list[str]:
-        return sorted(str(p) for n in names for p in (out / n / "crashes").glob("id:*"))
-
     # The killed worker's crash is neither lost nor saved again by its restart. Another
     # worker may save a crash of its own, if its run hit edges no saved crash did (AFL's
     # rule): it is counted, and no input is saved twice.
-    crashes = crash_files()
     assert sorted((out / names[killed] / "crashes").glob("id:*")) == [crash], crashes
     assert summary["saved_crashes"] == len(crashes), (summary["crashes"], crashes)
     assert sorted(c["path"] for c in summary["crashes"]) == crashes
