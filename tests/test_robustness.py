@@ -240,6 +240,28 @@ def test_fork_mode_on_an_afl_persistent_build_forks_per_input(tmp_path):
     assert len(pids["persistent"]) == 1
 
 
+@pytest.fixture(scope="module")
+def fd_probe(tmp_path_factory):
+    return build([TEST_HARNESS_DIR / "fd_probe.c"], tmp_path_factory.mktemp("fd_probe") / "fd_probe")
+
+
+@pytest.mark.parametrize("mode", ["exec", "fork", "snapshot"])
+def test_the_target_gets_no_descriptor_the_orchestrator_inherited(fd_probe, mode, tmp_path):
+    # as a Ray worker or a shell's `3>file` passes one: the target must not write it, and
+    # a snapshot runner must not seek it back at every input
+    stray = tmp_path / "inherited.log"
+    fd = os.open(stray, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.dup2(fd, 77, inheritable=True)
+    os.close(fd)
+    try:
+        with Target.from_command([str(fd_probe)]) as t:
+            with make_executor(mode, t, 2000, cpu=0) as ex:
+                assert ex.run(b"2").outcome.value == "crash", "the probe must see stderr"
+                assert ex.run(b"77").outcome.value == "ok", "descriptor 77 reached the target"
+    finally:
+        os.close(77)
+
+
 def test_a_crashing_input_of_a_batch_reports_its_own_time(tmp_path):
     spin = build([TEST_HARNESS_DIR / "spin.c"], tmp_path / "spin")
     with Target.from_command([str(spin)]) as t:

@@ -98,8 +98,25 @@ def pin_to_cpu(cpu: int | None) -> None:
     pin(cpu)
 
 
+def inherited_fds() -> list[int]:
+    """This process's descriptors above stderr that a child would inherit (not
+    close-on-exec): ours are not, but a parent's can be (Ray gives its workers their log
+    files; a shell passes `3>file`)."""
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    return sorted(fds)
+
+
 class Process:
-    """A started target; optionally with the fork-server pipes on fds 198/199."""
+    """A started target; optionally with the fork-server pipes on fds 198/199. It gets
+    no other descriptor of ours: a target that inherited, say, a log file would have it
+    written by a crash, and a snapshot runner would seek it back at every input."""
 
     def __init__(self, argv: list[str], env: dict[str, str], stdin_fd: int | None,
                  stderr_path: str, fork_server: bool):
@@ -118,6 +135,8 @@ class Process:
             actions += [(os.POSIX_SPAWN_DUP2, ctl_r, lib.FS_FORKSRV_CTL_FD),
                         (os.POSIX_SPAWN_DUP2, st_w, lib.FS_FORKSRV_ST_FD)]
             to_close += [ctl_r, st_w]
+        kept = {target for _, _, target in actions}
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited_fds() if fd not in kept]
         try:
             self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setpgroup=0)
         except OSError as exc:
