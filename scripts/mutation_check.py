@@ -282,6 +282,11 @@ FAULTS = [
     Fault("crash-counts", "forkserver/feedbacks.py", "np.where(counts != 0, np.uint8(128), np.uint8(1))",
           "np.where(counts != 0, counts, np.uint8(1))", ["tests/test_feedbacks.py"],
           "crashes de-duplicated by hit counts, not by the edges they hit"),
+    # ---- starting targets ----
+    Fault("inherited-fds-passed", "forkserver/executors/base.py",
+          "actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited_fds() if fd not in kept]", "pass",
+          ["tests/test_robustness.py", "-k", "descriptor"],
+          "targets inherit the orchestrator's inherited descriptors (a Ray worker's log files)"),
     # ---- the fuzzer ----
     Fault("batch-news-dropped", "forkserver/executors/snapshot.py", "flagged = (words[:, 1] & NOTABLE_FLAGS) != 0",
           "flagged = (words[:, 1] & 0) != 0", ["tests/test_fuzz.py", "-k", "dictionaries"],
