@@ -287,6 +287,10 @@ FAULTS = [
           "actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited_fds() if fd not in kept]", "pass",
           ["tests/test_robustness.py", "-k", "descriptor"],
           "targets inherit the orchestrator's inherited descriptors (a Ray worker's log files)"),
+    Fault("inherited-signals-passed", "forkserver/executors/base.py",
+          "setsigdef=RESET_SIGNALS, setsigmask=())", "setsigdef=())",
+          ["tests/test_robustness.py", "-k", "default_signals"],
+          "targets keep the orchestrator's ignored signals (Python's SIGPIPE) and blocked mask"),
     # ---- the fuzzer ----
     Fault("batch-news-dropped", "forkserver/executors/snapshot.py", "flagged = (words[:, 1] & NOTABLE_FLAGS) != 0",
           "flagged = (words[:, 1] & 0) != 0", ["tests/test_fuzz.py", "-k", "dictionaries"],

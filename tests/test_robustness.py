@@ -1,5 +1,6 @@
 """The orchestrator as a long campaign needs it: nothing outlives it however it dies,
 its memory stays flat, every bad value is one clear line, and a mode is what it says."""
+import json
 import os
 import resource
 import shutil
@@ -241,12 +242,12 @@ def test_fork_mode_on_an_afl_persistent_build_forks_per_input(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def fd_probe(tmp_path_factory):
-    return build([TEST_HARNESS_DIR / "fd_probe.c"], tmp_path_factory.mktemp("fd_probe") / "fd_probe")
+def spawn_probe(tmp_path_factory):
+    return build([TEST_HARNESS_DIR / "spawn_probe.c"], tmp_path_factory.mktemp("spawn_probe") / "spawn_probe")
 
 
 @pytest.mark.parametrize("mode", ["exec", "fork", "snapshot"])
-def test_the_target_gets_no_descriptor_the_orchestrator_inherited(fd_probe, mode, tmp_path):
+def test_the_target_gets_no_descriptor_the_orchestrator_inherited(spawn_probe, mode, tmp_path):
     # as a Ray worker or a shell's `3>file` passes one: the target must not write it, and
     # a snapshot runner must not seek it back at every input
     stray = tmp_path / "inherited.log"
@@ -254,12 +255,44 @@ def test_the_target_gets_no_descriptor_the_orchestrator_inherited(fd_probe, mode
     os.dup2(fd, 77, inheritable=True)
     os.close(fd)
     try:
-        with Target.from_command([str(fd_probe)]) as t:
+        with Target.from_command([str(spawn_probe)]) as t:
             with make_executor(mode, t, 2000, cpu=0) as ex:
                 assert ex.run(b"2").outcome.value == "crash", "the probe must see stderr"
                 assert ex.run(b"77").outcome.value == "ok", "descriptor 77 reached the target"
     finally:
         os.close(77)
+
+
+def _spawn_probe_signals(binary: Path, mode: str) -> dict[str, str]:
+    """Runs in a child process, whose signal state the test sets first."""
+    code = textwrap.dedent(f"""
+        import json, signal, sys
+        from forkserver.executors import make_executor
+        from forkserver.target import Target
+        signal.signal(signal.SIGINT, signal.SIG_IGN)       # as a shell's background job
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)       # as under nohup
+        signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGUSR1, signal.SIGTERM}})  # as in a Ray worker
+        # Python itself ignores SIGPIPE and SIGXFSZ
+        out = {{}}
+        with Target.from_command([{str(binary)!r}]) as t:
+            with make_executor({mode!r}, t, 2000, cpu=0) as ex:
+                for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGXFSZ", "SIGUSR1", "SIGTERM"):
+                    out[name] = ex.run(b"s%d" % getattr(signal, name)).outcome.value
+                out["probe"] = ex.run(b"s9").outcome.value  # SIGKILL: never ignored nor blocked
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("mode", ["exec", "fork", "snapshot"])
+def test_the_target_starts_with_default_signals_and_an_empty_mask(spawn_probe, mode):
+    # what a program gets from an interactive shell, and from afl-fuzz: SIGPIPE kills it,
+    # whatever the orchestrator was started with
+    seen = _spawn_probe_signals(spawn_probe, mode)
+    assert seen.pop("probe") == "ok"
+    assert seen == {name: "ok" for name in seen}, f"ignored or blocked in the target: {seen}"
 
 
 def test_a_crashing_input_of_a_batch_reports_its_own_time(tmp_path):

@@ -98,6 +98,13 @@ def pin_to_cpu(cpu: int | None) -> None:
     pin(cpu)
 
 
+# Every signal a target may have at its default, as from an interactive shell and from
+# afl-fuzz: Python ignores SIGPIPE and SIGXFSZ, a shell's background job SIGINT and
+# SIGQUIT, nohup SIGHUP, and a Ray worker blocks some. (glibc's posix_spawn leaves its two
+# internal signals, 32 and 33, ignored; glibc installs their handlers when it uses them.)
+RESET_SIGNALS = frozenset(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP})
+
+
 def inherited_fds() -> list[int]:
     """This process's descriptors above stderr that a child would inherit (not
     close-on-exec): ours are not, but a parent's can be (Ray gives its workers their log
@@ -115,8 +122,9 @@ def inherited_fds() -> list[int]:
 
 class Process:
     """A started target; optionally with the fork-server pipes on fds 198/199. It gets
-    no other descriptor of ours: a target that inherited, say, a log file would have it
-    written by a crash, and a snapshot runner would seek it back at every input."""
+    no other descriptor of ours (a target that inherited, say, a log file would have it
+    written by a crash, and a snapshot runner would seek it back at every input), and
+    none of our signal state: default dispositions, an empty mask."""
 
     def __init__(self, argv: list[str], env: dict[str, str], stdin_fd: int | None,
                  stderr_path: str, fork_server: bool):
@@ -138,7 +146,8 @@ class Process:
         kept = {target for _, _, target in actions}
         actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited_fds() if fd not in kept]
         try:
-            self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setpgroup=0)
+            self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setpgroup=0,
+                                      setsigdef=RESET_SIGNALS, setsigmask=())
         except OSError as exc:
             raise TargetStartError(f"cannot start {argv[0]}: {exc.strerror}") from exc
         finally:
