@@ -291,6 +291,10 @@ FAULTS = [
           "setsigdef=RESET_SIGNALS, setsigmask=())", "setsigdef=())",
           ["tests/test_robustness.py", "-k", "default_signals"],
           "targets keep the orchestrator's ignored signals (Python's SIGPIPE) and blocked mask"),
+    Fault("core-dumps-allowed", "forkserver/executors/base.py",
+          "                resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))", "                pass",
+          ["tests/test_robustness.py", "-k", "default_signals"],
+          "targets may dump core: every crash waits for the dump"),
     # ---- the fuzzer ----
     Fault("batch-news-dropped", "forkserver/executors/snapshot.py", "flagged = (words[:, 1] & NOTABLE_FLAGS) != 0",
           "flagged = (words[:, 1] & 0) != 0", ["tests/test_fuzz.py", "-k", "dictionaries"],

@@ -263,34 +263,39 @@ def test_the_target_gets_no_descriptor_the_orchestrator_inherited(spawn_probe, m
         os.close(77)
 
 
-def _spawn_probe_signals(binary: Path, mode: str) -> dict[str, str]:
-    """Runs in a child process, whose signal state the test sets first."""
+def _spawn_probe_state(binary: Path, mode: str, cwd: Path) -> dict[str, str]:
+    """Runs in a child process, whose signal state and core limit the test sets first."""
     code = textwrap.dedent(f"""
-        import json, signal, sys
+        import json, resource, signal, sys
         from forkserver.executors import make_executor
         from forkserver.target import Target
         signal.signal(signal.SIGINT, signal.SIG_IGN)       # as a shell's background job
         signal.signal(signal.SIGHUP, signal.SIG_IGN)       # as under nohup
         signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGUSR1, signal.SIGTERM}})  # as in a Ray worker
         # Python itself ignores SIGPIPE and SIGXFSZ
+        hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))  # ulimit -c unlimited, where allowed
         out = {{}}
         with Target.from_command([{str(binary)!r}]) as t:
             with make_executor({mode!r}, t, 2000, cpu=0) as ex:
                 for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGXFSZ", "SIGUSR1", "SIGTERM"):
                     out[name] = ex.run(b"s%d" % getattr(signal, name)).outcome.value
+                out["core dumps"] = ex.run(b"c").outcome.value
                 out["probe"] = ex.run(b"s9").outcome.value  # SIGKILL: never ignored nor blocked
         print(json.dumps(out))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # in a scratch directory: a target that may dump core dumps it into its cwd
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
 @pytest.mark.parametrize("mode", ["exec", "fork", "snapshot"])
-def test_the_target_starts_with_default_signals_and_an_empty_mask(spawn_probe, mode):
-    # what a program gets from an interactive shell, and from afl-fuzz: SIGPIPE kills it,
-    # whatever the orchestrator was started with
-    seen = _spawn_probe_signals(spawn_probe, mode)
+def test_the_target_starts_with_default_signals_an_empty_mask_and_no_core_dumps(spawn_probe, mode, tmp_path):
+    # what a program gets from afl-fuzz: SIGPIPE kills it, and a crash dumps no core (a
+    # dump through systemd-coredump takes longer than thousands of inputs), whatever the
+    # orchestrator was started with
+    seen = _spawn_probe_state(spawn_probe, mode, tmp_path)
     assert seen.pop("probe") == "ok"
     assert seen == {name: "ok" for name in seen}, f"ignored or blocked in the target: {seen}"
 

@@ -1,6 +1,7 @@
 """Executors run one input in a target and say what happened (ExitKind-style Outcome)."""
 import enum
 import os
+import resource
 import select
 import signal
 from dataclasses import dataclass, field
@@ -123,8 +124,8 @@ def inherited_fds() -> list[int]:
 class Process:
     """A started target; optionally with the fork-server pipes on fds 198/199. It gets
     no other descriptor of ours (a target that inherited, say, a log file would have it
-    written by a crash, and a snapshot runner would seek it back at every input), and
-    none of our signal state: default dispositions, an empty mask."""
+    written by a crash, and a snapshot runner would seek it back at every input), none
+    of our signal state (default dispositions, an empty mask), and no core dumps."""
 
     def __init__(self, argv: list[str], env: dict[str, str], stdin_fd: int | None,
                  stderr_path: str, fork_server: bool):
@@ -145,12 +146,20 @@ class Process:
             to_close += [ctl_r, st_w]
         kept = {target for _, _, target in actions}
         actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited_fds() if fd not in kept]
+        core = resource.getrlimit(resource.RLIMIT_CORE)
         try:
+            # no core dumps, as afl-fuzz does: one through systemd-coredump or apport takes
+            # longer than thousands of inputs. posix_spawn has no rlimit attribute, and the
+            # parent waits for the child's exec (CLONE_VFORK): ours is lowered only meanwhile.
+            if core[0] != 0:
+                resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))
             self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setpgroup=0,
                                       setsigdef=RESET_SIGNALS, setsigmask=())
         except OSError as exc:
             raise TargetStartError(f"cannot start {argv[0]}: {exc.strerror}") from exc
         finally:
+            if core[0] != 0:
+                resource.setrlimit(resource.RLIMIT_CORE, core)
             for fd in to_close:
                 os.close(fd)
         self.pidfd = os.pidfd_open(self.pid)
