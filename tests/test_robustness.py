@@ -2,6 +2,7 @@
 its memory stays flat, every bad value is one clear line, and a mode is what it says."""
 import json
 import os
+import pty
 import resource
 import shutil
 import signal
@@ -281,20 +282,42 @@ def _spawn_probe_state(binary: Path, mode: str, cwd: Path) -> dict[str, str]:
                 for name in ("SIGINT", "SIGHUP", "SIGPIPE", "SIGXFSZ", "SIGUSR1", "SIGTERM"):
                     out[name] = ex.run(b"s%d" % getattr(signal, name)).outcome.value
                 out["core dumps"] = ex.run(b"c").outcome.value
+                out["a terminal"] = ex.run(b"t").outcome.value
                 out["probe"] = ex.run(b"s9").outcome.value  # SIGKILL: never ignored nor blocked
+        assert open("/dev/tty", "wb"), "the test itself must run on a terminal"
         print(json.dumps(out))
     """)
-    # in a scratch directory: a target that may dump core dumps it into its cwd
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    # on a terminal of its own, as from an interactive shell; in a scratch directory: a
+    # target that may dump core dumps it into its cwd
+    pid, terminal = pty.fork()
+    if pid == 0:
+        try:
+            os.chdir(cwd)
+            os.execv(sys.executable, [sys.executable, "-c", code])
+        finally:
+            os._exit(127)
+    output = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # EIO: the child side is closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(terminal)
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    return json.loads(text.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("mode", ["exec", "fork", "snapshot"])
-def test_the_target_starts_with_default_signals_an_empty_mask_and_no_core_dumps(spawn_probe, mode, tmp_path):
-    # what a program gets from afl-fuzz: SIGPIPE kills it, and a crash dumps no core (a
-    # dump through systemd-coredump takes longer than thousands of inputs), whatever the
-    # orchestrator was started with
+def test_the_target_starts_with_default_signals_no_core_dumps_and_no_terminal(spawn_probe, mode, tmp_path):
+    # what a program gets from afl-fuzz: SIGPIPE kills it, a crash dumps no core (a dump
+    # through systemd-coredump takes longer than thousands of inputs), and it cannot read
+    # or scribble on the terminal of the live panel, whatever the orchestrator was given
     seen = _spawn_probe_state(spawn_probe, mode, tmp_path)
     assert seen.pop("probe") == "ok"
     assert seen == {name: "ok" for name in seen}, f"ignored or blocked in the target: {seen}"

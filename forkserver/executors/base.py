@@ -153,7 +153,9 @@ class Process:
             # parent waits for the child's exec (CLONE_VFORK): ours is lowered only meanwhile.
             if core[0] != 0:
                 resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))
-            self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setpgroup=0,
+            # a session of its own, as under afl-fuzz: its own process group (Ctrl-C and
+            # our killpg), and no controlling terminal to read, write or stop on
+            self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True,
                                       setsigdef=RESET_SIGNALS, setsigmask=())
         except OSError as exc:
             raise TargetStartError(f"cannot start {argv[0]}: {exc.strerror}") from exc

@@ -3,10 +3,11 @@
  * The input is a decimal descriptor number, or `s` and a decimal signal number:
  *   N     abort() when descriptor N is open in the target, exit 0 when it is not;
  *   sN    abort() when signal N is ignored or blocked in the target, exit 0 when not;
- *   c     abort() when the target may dump core (RLIMIT_CORE above 0), exit 0 when not.
+ *   c     abort() when the target may dump core (RLIMIT_CORE above 0), exit 0 when not;
+ *   t     abort() when the target has a controlling terminal, exit 0 when not.
  * A fuzzer's target must get its stdio and the fork-server pipes, default signal
- * dispositions, an empty signal mask and no core dumps (as afl-fuzz gives it: a core
- * dump makes every crash slow), whatever the orchestrator itself was given.
+ * dispositions, an empty signal mask, no core dumps (a core dump makes every crash slow)
+ * and no terminal, as afl-fuzz gives it, whatever the orchestrator itself was given.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -28,6 +29,12 @@ int main(int argc, char **argv)
         close(fd);
     if (n <= 0)
         return 0;
+    if (buf[0] == 't') {
+        int tty = open("/dev/tty", O_RDWR | O_NOCTTY);
+        if (tty >= 0)
+            abort();
+        return 0;
+    }
     if (buf[0] == 'c') {
         struct rlimit core;
         if (getrlimit(RLIMIT_CORE, &core) == 0 && core.rlim_cur != 0)
