@@ -292,7 +292,7 @@ FAULTS = [
           ["tests/test_robustness.py", "-k", "no_terminal"],
           "targets keep the orchestrator's ignored signals (Python's SIGPIPE) and blocked mask"),
     Fault("core-dumps-allowed", "forkserver/executors/base.py",
-          "                resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))", "                pass",
+          "    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))", "    pass",
           ["tests/test_robustness.py", "-k", "no_terminal"],
           "targets may dump core: every crash waits for the dump"),
     Fault("terminal-shared", "forkserver/executors/base.py", "file_actions=actions, setsid=True,",

@@ -1,4 +1,5 @@
 """Executors run one input in a target and say what happened (ExitKind-style Outcome)."""
+import contextlib
 import enum
 import os
 import resource
@@ -121,6 +122,23 @@ def inherited_fds() -> list[int]:
     return sorted(fds)
 
 
+@contextlib.contextmanager
+def no_core_dumps():
+    """RLIMIT_CORE 0 for what is spawned meanwhile, as afl-fuzz gives its targets: a dump
+    through systemd-coredump or apport takes longer than thousands of inputs. posix_spawn
+    has no rlimit attribute; it returns once the child has exec'd (CLONE_VFORK), so our
+    own limit is lowered only for that long."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    if soft == 0:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+
+
 class Process:
     """A started target; optionally with the fork-server pipes on fds 198/199. It gets
     no other descriptor of ours (a target that inherited, say, a log file would have it
@@ -146,22 +164,15 @@ class Process:
             to_close += [ctl_r, st_w]
         kept = {target for _, _, target in actions}
         actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited_fds() if fd not in kept]
-        core = resource.getrlimit(resource.RLIMIT_CORE)
         try:
-            # no core dumps, as afl-fuzz does: one through systemd-coredump or apport takes
-            # longer than thousands of inputs. posix_spawn has no rlimit attribute, and the
-            # parent waits for the child's exec (CLONE_VFORK): ours is lowered only meanwhile.
-            if core[0] != 0:
-                resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))
-            # a session of its own, as under afl-fuzz: its own process group (Ctrl-C and
-            # our killpg), and no controlling terminal to read, write or stop on
-            self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True,
-                                      setsigdef=RESET_SIGNALS, setsigmask=())
+            with no_core_dumps():
+                # a session of its own, as under afl-fuzz: its own process group (Ctrl-C and
+                # our killpg), and no controlling terminal to read, write or stop on
+                self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True,
+                                          setsigdef=RESET_SIGNALS, setsigmask=())
         except OSError as exc:
             raise TargetStartError(f"cannot start {argv[0]}: {exc.strerror}") from exc
         finally:
-            if core[0] != 0:
-                resource.setrlimit(resource.RLIMIT_CORE, core)
             for fd in to_close:
                 os.close(fd)
         self.pidfd = os.pidfd_open(self.pid)
