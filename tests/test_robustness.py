@@ -4,6 +4,7 @@ import json
 import os
 import pty
 import resource
+import select
 import shutil
 import signal
 import stat
@@ -298,7 +299,7 @@ def _spawn_probe_state(binary: Path, mode: str, cwd: Path) -> dict[str, str]:
             os._exit(127)
     output = b""
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while (left := deadline - time.monotonic()) > 0 and select.select([terminal], [], [], left)[0]:
         try:
             chunk = os.read(terminal, 65536)
         except OSError:  # EIO: the child side is closed
@@ -306,6 +307,8 @@ def _spawn_probe_state(binary: Path, mode: str, cwd: Path) -> dict[str, str]:
         if not chunk:
             break
         output += chunk
+    else:  # still running at the deadline
+        os.kill(pid, signal.SIGKILL)
     os.close(terminal)
     _, status = os.waitpid(pid, 0)
     text = output.decode(errors="replace")
